@@ -1,0 +1,35 @@
+"""Lock ranks, after Go's runtime/lockrank.go.
+
+A lock of rank r may be acquired while the most recently acquired lock still
+held has a strictly lower rank (Go compares only the top of the held stack,
+and so do we).  LEAF locks may be taken under anything but another leaf.
+Go 1.19 has no mcentral rank (its mcentral is lock-free); Go 1.15's table had
+lockRankMcentral below mheap, which is where the lock-protected mcentral of
+Go <= 1.14 sits here too.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Rank(IntEnum):
+    STW = 1               # worldsema: taken with nothing else held
+    SWEEP_WAITERS = 2     # work.sweepWaiters.lock
+    ASSIST_QUEUE = 3      # work.assistQueue.lock
+    SWEEP = 4             # sweep.lock (bgsweep parking)
+    GC_WORK = 5           # global GC work lists (work.full / work.empty)
+    MCENTRAL = 10         # mcentral.lock, one per span class (Go <= 1.14)
+    GC_BITS_ARENAS = 11   # gcBitsArenas.lock
+    WBUF_SPANS = 12       # work.wbufSpans.lock
+    MHEAP = 20            # mheap_.lock
+    MHEAP_SPECIAL = 21    # mheap_.speciallock
+    GLOBAL_ALLOC = 22     # globalAlloc.mutex (persistentalloc)
+    LEAF = 1000           # no declared rank
+
+
+def rank_allows(held: Rank, acquiring: Rank) -> bool:
+    """May `acquiring` be taken while `held` is the most recent lock held?"""
+    if acquiring == Rank.LEAF:
+        return held != Rank.LEAF
+    return held < acquiring
