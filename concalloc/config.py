@@ -1,0 +1,136 @@
+"""Config: one frozen, validated description of a run.
+
+Everything a run depends on is here, so that a controlled run is a pure
+function of (Config, seed) and a violation can print the exact command that
+replays it.  GODEBUG-style settings arrive as one string
+("invalidptr=1,heapcheck=2") and land in typed fields.  A bad value raises
+ConfigError naming the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+SCHEDULERS = ("os", "random", "pct", "replay")
+WORKLOADS = ("ring", "tree", "churn", "graph", "burst")
+
+
+class ConfigError(ValueError):
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+def parse_bytes(text: str, field_name: str = "size") -> int:
+    """'64GiB', '512MiB', '4096', 'off' -> bytes (GOMEMLIMIT's suffixes)."""
+    units = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+    t = str(text).strip()
+    for suffix in sorted(units, key=len, reverse=True):
+        if t.endswith(suffix) and t[:-len(suffix)].strip().isdigit():
+            return int(t[:-len(suffix)]) * units[suffix]
+    if t.isdigit():
+        return int(t)
+    raise ConfigError(field_name, f"expected a byte count like 4096, 512MiB or 64GiB, got {text!r}")
+
+
+@dataclass(frozen=True)
+class Config:
+    # the machine
+    procs: int = 4                       # GOMAXPROCS
+    mutators: int | None = None          # Ps running mutators (default: all)
+    reserve_bytes: int = 64 << 30        # the address-space reservation
+    # checking (GODEBUG)
+    invalidptr: bool = True
+    lockrank: bool = True                # static lock ranking checks
+    heapcheck: int = 1                   # 0 off, 1 verify at STW points, 2 extreme
+    # scheduling
+    scheduler: str = "os"
+    seed: int = 1
+    noise: float = 0.0                   # os: probability a yield point gives up the CPU
+    switch_interval: float | None = None # os: sys.setswitchinterval for the run
+    pct_depth: int = 3
+    pct_k: int = 2000
+    replay_file: str | None = None
+    hang_seconds: float = 30.0           # os: watchdog
+    # workload
+    workload: str = "ring"
+    steps: int | None = None             # allocations per mutator
+    seconds: float | None = None
+    live: int = 1000
+    size: int = 64
+    noscan: bool = False
+    # observation
+    lock_stats: bool = True
+    events: bool = False
+    trace: str | None = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        self.validate()
+
+    def replace(self, **changes) -> "Config":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(sorted(unknown)[0], "unknown setting")
+        return dataclasses.replace(self, **changes)
+
+    def nmutators(self) -> int:
+        return self.procs if self.mutators is None else self.mutators
+
+    def validate(self) -> None:
+        _int_in("procs", self.procs, 1, 256)
+        if self.mutators is not None:
+            _int_in("mutators", self.mutators, 0, self.procs)
+        _int_in("reserve_bytes", self.reserve_bytes, 64 << 20, 1 << 46)
+        if self.reserve_bytes % (64 << 20):
+            raise ConfigError("reserve_bytes", "must be a multiple of 64 MiB (one heap arena)")
+        _int_in("heapcheck", self.heapcheck, 0, 2)
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError("scheduler", f"must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        if self.scheduler == "replay" and not self.replay_file:
+            raise ConfigError("replay_file", "the replay scheduler needs a schedule file")
+        _int_in("seed", self.seed, 0, 2**63 - 1)
+        if not (isinstance(self.noise, (int, float)) and 0.0 <= self.noise <= 1.0):
+            raise ConfigError("noise", f"must be a probability in [0, 1], got {self.noise!r}")
+        if self.switch_interval is not None and not (0 < self.switch_interval <= 1):
+            raise ConfigError("switch_interval", f"must be in (0, 1] seconds, got {self.switch_interval!r}")
+        _int_in("pct_depth", self.pct_depth, 1, 64)
+        _int_in("pct_k", self.pct_k, 1, 10**9)
+        if self.workload not in WORKLOADS:
+            raise ConfigError("workload", f"must be one of {', '.join(WORKLOADS)}, got {self.workload!r}")
+        if self.steps is not None:
+            _int_in("steps", self.steps, 1, 10**12)
+        if self.seconds is not None and not (isinstance(self.seconds, (int, float)) and self.seconds > 0):
+            raise ConfigError("seconds", f"must be a positive number, got {self.seconds!r}")
+        _int_in("live", self.live, 1, 10**8)
+        _int_in("size", self.size, 0, 1 << 40)
+        if not (isinstance(self.hang_seconds, (int, float)) and self.hang_seconds > 0):
+            raise ConfigError("hang_seconds", f"must be positive, got {self.hang_seconds!r}")
+
+    def controlled(self) -> bool:
+        return self.scheduler != "os"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
+    @classmethod
+    def from_godebug(cls, text: str, base: "Config | None" = None) -> "Config":
+        """Apply a GODEBUG-style string: 'invalidptr=0,heapcheck=2,lockrank=1'."""
+        known = {"invalidptr": bool, "lockrank": bool, "heapcheck": int}
+        changes = {}
+        for item in filter(None, (x.strip() for x in text.split(","))):
+            key, sep, val = item.partition("=")
+            if key not in known or not sep:
+                raise ConfigError("GODEBUG", f"unknown setting {item!r}; known: {', '.join(known)}")
+            if not val.isdigit():
+                raise ConfigError("GODEBUG", f"{key} takes an integer, got {val!r}")
+            changes[key] = known[key](int(val))
+        return (base or cls()).replace(**changes)
+
+
+def _int_in(name: str, v, lo: int, hi: int) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ConfigError(name, f"must be an integer in [{lo}, {hi}], got {v!r}")

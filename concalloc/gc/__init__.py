@@ -1,0 +1,1 @@
+"""The garbage collector: pacer, mark, write barrier, sweep, scavenger."""

@@ -1,0 +1,154 @@
+"""mallocgc: every allocation's entry point (malloc.go, Go 1.19 paths).
+
+    size 0                        -> the one shared zerobase address
+    noscan and size < 16          -> tiny allocator: sub-allocate 16-byte blocks
+    size <= 32 KiB                -> size class -> span class -> the P's mcache
+    size >  32 KiB                -> a span of its own from the mheap (class 0)
+
+The small path is the hot one: a tuple index from size to span class, the
+cached span's allocCache and a count of trailing zeros.  Memory is cleared
+only where it may be dirty (the span's needzero), and heap bits for scan
+objects are the type id recorded per slot.  GC hooks (assist, allocate-black,
+the trigger test) are bound in by the collector; with no collector they cost
+a None test on the slow paths only.
+"""
+
+from __future__ import annotations
+
+from .sizeclasses import _SMALL_SPC_NOSCAN, _SMALL_SPC_SCAN, MAX_SMALL_SIZE, TINY_SIZE, TINY_SPAN_CLASS
+from .sysmem import PAGE_SHIFT, PAGE_SIZE
+
+# Go's zerobase is a global in the data segment; ours is a fixed address just
+# below the arena range, so it is never inside a heap span.
+ZEROBASE = 0xC000000000 - 8
+
+
+def mallocgc(c, size, typ=None, needzero: bool = True) -> int:
+    """Allocate size bytes (of type typ, or pointer-free bytes) on c's P."""
+    if 0 < size <= MAX_SMALL_SIZE and typ is None:
+        if size >= TINY_SIZE:
+            spc = _SMALL_SPC_NOSCAN[size]
+            s = c.alloc[spc]
+            # nextFreeFast, inlined
+            a = s.allocCache
+            bit = (a & -a).bit_length() - 1
+            if bit >= 0:
+                idx = s.freeindex + bit
+                if idx < s.nelems:
+                    fi = idx + 1
+                    if fi & 63 or fi == s.nelems:
+                        s.allocCache = a >> (bit + 1)
+                        s.freeindex = fi
+                        s.allocCount += 1
+                        x = s.startAddr + idx * s.elemsize
+                        if needzero and s.needzero:
+                            c.heap.sysmem.memclr(x, s.elemsize)
+                        return x
+            return _small_slow(c, spc, needzero)
+        return _tiny(c, size)
+    return _mallocgc_general(c, size, typ, needzero)
+
+
+def _mallocgc_general(c, size, typ, needzero: bool) -> int:
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise TypeError(f"mallocgc: size must be an int, got {type(size).__name__}")
+    if size < 0:
+        raise ValueError(f"mallocgc: negative size {size}")
+    if size == 0:
+        return ZEROBASE
+    if typ is not None:
+        noscan = _type_noscan(typ)
+        if size % typ.size:
+            raise ValueError(f"mallocgc: size {size} is not a whole number of {typ!r}")
+        if noscan:
+            typ = None
+    if size > MAX_SMALL_SIZE:
+        return _large(c, size, typ, needzero)
+    if typ is None:
+        return mallocgc(c, size, None, needzero)
+    return _small_scan(c, size, typ)
+
+
+def _type_noscan(typ) -> bool:
+    try:
+        return typ.noscan
+    except AttributeError:
+        raise TypeError(f"mallocgc: unknown type {typ!r} (want a concalloc.memory.Type)") from None
+
+
+def _small_slow(c, spc: int, needzero: bool) -> int:
+    x, s, refilled = c.nextFree(spc)
+    if needzero and s.needzero:
+        c.heap.sysmem.memclr(x, s.elemsize)
+    if refilled:
+        _after_refill(c)
+    return x
+
+
+def _small_scan(c, size: int, typ) -> int:
+    spc = _SMALL_SPC_SCAN[size]
+    s = c.alloc[spc]
+    x = s.nextFreeFast()
+    refilled = False
+    if not x:
+        x, s, refilled = c.nextFree(spc)
+    if s.needzero:
+        c.heap.sysmem.memclr(x, s.elemsize)
+    s.typeids[(x - s.startAddr) // s.elemsize] = typ.id
+    c.scanAlloc += size
+    if refilled:
+        _after_refill(c)
+    return x
+
+
+def _tiny(c, size: int) -> int:
+    off = c.tinyoffset
+    if size & 7 == 0:
+        off = (off + 7) & ~7
+    elif size & 3 == 0:
+        off = (off + 3) & ~3
+    elif size & 1 == 0:
+        off = (off + 1) & ~1
+    if off + size <= TINY_SIZE and c.tiny:
+        c.tinyoffset = off + size
+        c.tinyAllocs += 1
+        return c.tiny + off
+    s = c.alloc[TINY_SPAN_CLASS]
+    x = s.nextFreeFast()
+    refilled = False
+    if not x:
+        x, s, refilled = c.nextFree(TINY_SPAN_CLASS)
+    c.heap.sysmem.memclr(x, TINY_SIZE)
+    if size < c.tinyoffset or not c.tiny:
+        c.tiny = x
+        c.tinyoffset = size
+    if refilled:
+        _after_refill(c)
+    return x
+
+
+def _large(c, size: int, typ, needzero: bool) -> int:
+    h = c.heap
+    npages = -(-size // PAGE_SIZE)
+    if npages > (h.sysmem.reserve_bytes >> PAGE_SHIFT):
+        raise MemoryError(f"mallocgc: {size}-byte allocation exceeds the {h.sysmem.reserve_bytes}-byte reservation")
+    s = h.alloc(npages, int(typ is None))
+    s.limit = s.startAddr + size
+    s.freeindex = 1
+    s.allocCount = 1
+    s.allocCache = 0
+    s.largeType = 0 if typ is None else typ.id
+    h.stats.add(largeAlloc=npages << PAGE_SHIFT, largeAllocCount=1)
+    h.gcController.update(npages << PAGE_SHIFT, size if typ is not None else 0)
+    if (needzero or typ is not None) and s.needzero:
+        h.sysmem.memclr(s.startAddr, size)
+    hook = h.on_large_alloc
+    if hook is not None:
+        hook(c, s)
+    return s.startAddr
+
+
+def _after_refill(c) -> None:
+    hook = c.heap.on_refill
+    if hook is not None:
+        hook(c)

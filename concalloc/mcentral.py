@@ -1,0 +1,158 @@
+"""mcentral: the locked central free lists of one span class (Go <= 1.14).
+
+This is the mcentral Go replaced in 1.15 with lock-free span sets: one mutex
+per span class guarding two lists,
+
+    nonempty  spans with a free object (or not yet swept)
+    empty     spans with no free object, or cached in an mcache
+
+cacheSpan walks nonempty, then empty, sweeping spans of the previous cycle as
+it finds them (CAS sweepgen h-2 -> h-1, then sweep with the lock dropped);
+only when nothing is usable does it grow from the mheap.  The walk is
+unbounded and holds the lock while it looks: exactly the contention that
+golang/go#37487 measured.  uncacheSpan gives a span back; freeSpan is the
+sweeper's call when sweeping freed objects in a span, and returns a span that
+became empty to the mheap.
+
+heapLive accounting sits here, as in 1.14: cacheSpan counts every free slot of
+the span as allocated, uncacheSpan takes back what was not used.
+
+Protection: `lock` (rank MCENTRAL) guards nonempty, empty and the spans'
+`list` links; nmalloc is atomic; span sweepgen uses cas_attr/store_attr.
+"""
+
+from __future__ import annotations
+
+from .mspan import MSpanList
+from .sizeclasses import class_to_allocnpages
+from .sync import AtomicInt, Rank, cas_attr, store_attr
+from .sysmem import PAGE_SHIFT
+
+
+class MCentral:
+    def __init__(self, heap, spanclass: int):
+        self.heap = heap
+        self.spanclass = spanclass
+        self.lock = heap.sync.mutex(f"mcentral[{spanclass}]", Rank.MCENTRAL, "mcentral")
+        self.nonempty = MSpanList(f"mcentral[{spanclass}].nonempty")  # lock
+        self.empty = MSpanList(f"mcentral[{spanclass}].empty")        # lock
+        self.nmalloc = AtomicInt(0)
+        self.npages = class_to_allocnpages[spanclass >> 1]
+
+    def cacheSpan(self):
+        """Allocate a span to use in an mcache (oldCacheSpan)."""
+        from .gc.sweep import sweep_span
+        h = self.heap
+        self.lock.lock()
+        sg = h.sweepgen
+        s = None
+        while s is None:
+            s, needs_sweep = self._find_in_nonempty(sg)
+            if s is not None:
+                self.lock.unlock()
+                if needs_sweep:
+                    sweep_span(h, s, preserve=True)
+                break
+            s, retry = self._find_in_empty(sg, sweep_span)
+            if retry:
+                self.lock.lock()
+                continue
+            if s is None:
+                self.lock.unlock()
+                s = self.grow()
+                with self.lock:
+                    self.empty.insertBack(s)
+            break
+        return self._havespan(s)
+
+    def _find_in_nonempty(self, sg: int):
+        for s in self.nonempty:
+            if s.sweepgen == sg - 2 and cas_attr(s, "sweepgen", sg - 2, sg - 1):
+                self.nonempty.move_to_back(s, self.empty)
+                return s, True
+            if s.sweepgen == sg - 1:
+                continue  # the background sweeper owns it
+            self.nonempty.move_to_back(s, self.empty)
+            return s, False
+        return None, False
+
+    def _find_in_empty(self, sg: int, sweep_span):
+        """Returns (span, retry).  Called with the lock held; on a span or a
+        retry the lock has been released."""
+        for s in self.empty:
+            if s.sweepgen == sg - 2 and cas_attr(s, "sweepgen", sg - 2, sg - 1):
+                self.empty.remove(s)
+                self.empty.insertBack(s)
+                self.lock.unlock()
+                sweep_span(self.heap, s, preserve=True)
+                freeIndex = s.nextFreeIndex()
+                if freeIndex != s.nelems:
+                    s.freeindex = freeIndex  # nextFreeIndex stepped past it
+                    return s, False
+                return None, True
+            if s.sweepgen == sg - 1:
+                continue
+            break  # swept spans sit at the back: nothing further is usable
+        return None, False
+
+    def _havespan(self, s):
+        h = self.heap
+        n = s.nelems - s.allocCount
+        if n == 0 or s.allocCount > s.nelems:
+            raise AssertionError(f"span has no free objects: {s.describe()}")
+        self.nmalloc.add(n)
+        h.gcController.update((s.npages << PAGE_SHIFT) - s.allocCount * s.elemsize)
+        whichByte = (s.freeindex >> 6) << 3
+        s.refillAllocCache(whichByte)
+        s.allocCache >>= s.freeindex & 63
+        return s
+
+    def uncacheSpan(self, s) -> None:
+        """Return a span from an mcache (oldUncacheSpan)."""
+        from .gc.sweep import sweep_span
+        h = self.heap
+        sg = h.sweepgen
+        stale = s.sweepgen == sg + 1
+        if stale:
+            store_attr(s, "sweepgen", sg - 1)  # we own it; sweep it below
+        else:
+            store_attr(s, "sweepgen", sg)
+        s.cachedBy = -1
+        n = s.nelems - s.allocCount
+        if n > 0:
+            self.nmalloc.add(-n)
+            with self.lock:
+                self.empty.move_to_back(s, self.nonempty)
+                if not stale:
+                    h.gcController.update(-n * s.elemsize)
+        if stale:
+            sweep_span(h, s, preserve=False)
+
+    def freeSpan(self, s, preserve: bool) -> bool:
+        """Sweep freed objects in s: publish it, move it to nonempty if it was
+        full, and return it to the heap if it is now empty.  True if freed."""
+        h = self.heap
+        sg = h.sweepgen
+        if s.sweepgen in (sg + 1, sg + 3):
+            raise AssertionError(f"freeSpan given cached span: {s.describe()}")
+        s.needzero = 1
+        if preserve:
+            store_attr(s, "sweepgen", sg)  # the caller keeps it
+            return False
+        with self.lock:
+            if s.list is self.empty:
+                self.empty.move_to_back(s, self.nonempty)
+            store_attr(s, "sweepgen", sg)
+            if s.allocCount != 0:
+                return False
+            self.nonempty.remove(s)
+        h.freeSpan(s)
+        return True
+
+    def grow(self):
+        """Allocate a fresh span of this class from the heap."""
+        return self.heap.alloc(self.npages, self.spanclass)
+
+    def all_spans(self) -> list:
+        with self.lock:
+            return list(self.nonempty) + list(self.empty)

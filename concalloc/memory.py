@@ -1,0 +1,78 @@
+"""Object types and word-level access to heap memory.
+
+A Type is a size and a pointer map (the word offsets that hold pointers),
+which is all the allocator and collector need of Go's _type: whether the
+object is noscan (no pointers, so its span class has the noscan bit and the
+tiny allocator may take it) and which words to scan.  An allocation of n
+elements of a type is an array whose element pointer map repeats.
+
+Objects never become Python objects: their words are 8-byte words of the
+real mapping, read and written by address.
+"""
+
+from __future__ import annotations
+
+import threading
+
+_registry_lock = threading.Lock()
+_types: list["Type | None"] = [None]  # id 0 = no type (noscan bytes); guarded by _registry_lock
+
+
+class Type:
+    __slots__ = ("name", "size", "ptrwords", "noscan", "id")
+
+    def __init__(self, name: str, size: int, ptrwords=()):
+        if not isinstance(size, int) or size <= 0:
+            raise ValueError(f"type {name!r}: size must be a positive int, got {size!r}")
+        ptrwords = tuple(sorted(set(ptrwords)))
+        for w in ptrwords:
+            if not isinstance(w, int) or w < 0 or w * 8 + 8 > size:
+                raise ValueError(f"type {name!r}: pointer word {w!r} outside a {size}-byte object")
+        if ptrwords and size % 8:
+            raise ValueError(f"type {name!r}: a type with pointers must be a multiple of 8 bytes")
+        self.name = name
+        self.size = size
+        self.ptrwords = ptrwords
+        self.noscan = not ptrwords
+        with _registry_lock:
+            if len(_types) >= 0xFFFF:
+                raise ValueError("too many types (65535)")
+            self.id = len(_types)
+            _types.append(self)
+
+    def pointer_offsets(self, objsize: int):
+        """Byte offsets of the pointer words of an object of objsize bytes
+        holding an array of this type."""
+        step = self.size
+        for base in range(0, objsize - step + 1, step):
+            for w in self.ptrwords:
+                yield base + 8 * w
+
+    def __repr__(self) -> str:
+        return f"Type({self.name!r}, {self.size}, ptrs={list(self.ptrwords)})"
+
+
+def type_by_id(tid: int) -> "Type | None":
+    return _types[tid]
+
+
+def ptr_type(nwords: int, ptrwords=None, name: str | None = None) -> Type:
+    """A convenient struct of nwords words whose given words (default: all) are pointers."""
+    ptrs = range(nwords) if ptrwords is None else ptrwords
+    return Type(name or f"struct{{{nwords}w}}", 8 * nwords, ptrs)
+
+
+class Memory:
+    """Words of the heap by address."""
+
+    __slots__ = ("words", "base")
+
+    def __init__(self, sysmem):
+        self.words = sysmem.words
+        self.base = sysmem.base
+
+    def load(self, addr: int) -> int:
+        return self.words[(addr - self.base) >> 3]
+
+    def store(self, addr: int, value: int) -> None:
+        self.words[(addr - self.base) >> 3] = value

@@ -1,0 +1,243 @@
+"""mspan: a run of pages holding objects of one span class (mheap.go, mbitmap.go).
+
+Fields carry Go's names.  Per-span metadata is all there is: no Python object
+exists per heap object.  allocBits and gcmarkBits are gcBits, one bit per slot
+in a bytearray padded to whole 64-bit words; allocCache is the complement of
+the 64 allocBits starting at freeindex's 64-aligned word, shifted so bit 0 is
+freeindex, and the next free slot is its count of trailing zeros.
+
+The sweepgen protocol (relative to the heap's sweepgen h, which grows by 2 per
+GC cycle with the world stopped):
+
+    h-2  needs sweeping          h-1  being swept (the CAS h-2 -> h-1 owns it)
+    h    swept and usable        h+1  cached before this sweep began (stale)
+    h+3  swept, then cached
+
+Protection: a span in an mcache is owned by that P (freeindex, allocCache,
+allocCount, typeids); a span on an mcentral list is guarded by that
+mcentral's lock; sweepgen changes by cas_attr/store_attr; allocBits and
+gcmarkBits are swapped only by the span's sweeper, which owns it through the
+sweepgen CAS; gcmarkBits bits are set with or8.  `list` is guarded by the lock
+of the list's owner (mcentral.lock).
+"""
+
+from __future__ import annotations
+
+from array import array
+
+from .sizeclasses import class_to_divmagic, class_to_size
+from .sysmem import PAGE_SHIFT
+from .sync import or8
+
+MSPAN_DEAD = 0
+MSPAN_IN_USE = 1
+MSPAN_MANUAL = 2
+STATE_NAMES = {MSPAN_DEAD: "mSpanDead", MSPAN_IN_USE: "mSpanInUse", MSPAN_MANUAL: "mSpanManual"}
+MASK64 = (1 << 64) - 1
+
+
+def new_gcbits(nelems: int) -> bytearray:
+    """Zeroed bits for nelems slots, padded to whole uint64 words (newMarkBits)."""
+    return bytearray(((nelems + 63) >> 6) << 3)
+
+
+class MSpanList:
+    """Go's mSpanList, as an insertion-ordered set.  Guarded by its owner's lock."""
+
+    __slots__ = ("name", "_d")
+
+    def __init__(self, name: str):
+        self.name = name
+        self._d: dict = {}
+
+    def insert(self, s: "MSpan") -> None:
+        if s.list is not None:
+            raise AssertionError(f"mSpanList.insert: span {s.startAddr:#x} already on list {s.list.name}")
+        self._d[s] = None
+        s.list = self
+
+    insertBack = insert
+
+    def remove(self, s: "MSpan") -> None:
+        if s.list is not self:
+            raise AssertionError(f"mSpanList.remove: span {s.startAddr:#x} not on list {self.name}")
+        del self._d[s]
+        s.list = None
+
+    def move_to_back(self, s: "MSpan", dst: "MSpanList") -> None:
+        self.remove(s)
+        dst.insert(s)
+
+    def __iter__(self):
+        return iter(list(self._d))
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __contains__(self, s) -> bool:
+        return s in self._d
+
+    def first(self):
+        return next(iter(self._d), None)
+
+
+class MSpan:
+    __slots__ = (
+        "startAddr", "npages", "spanclass", "elemsize", "nelems", "limit",
+        "freeindex", "allocCache", "allocBits", "gcmarkBits", "allocCount",
+        "sweepgen", "state", "needzero", "divMul", "allocCountBeforeCache",
+        "list", "typeids", "largeType", "cachedBy", "__weakref__",
+    )
+
+    def __init__(self):
+        self.startAddr = 0
+        self.npages = 0
+        self.spanclass = 0
+        self.elemsize = 0
+        self.nelems = 0
+        self.limit = 0
+        self.freeindex = 0
+        self.allocCache = 0
+        self.allocBits = bytearray()
+        self.gcmarkBits = bytearray()
+        self.allocCount = 0
+        self.sweepgen = 0
+        self.state = MSPAN_DEAD
+        self.needzero = 0
+        self.divMul = 0
+        self.allocCountBeforeCache = 0
+        self.list = None        # the MSpanList holding it, if any
+        self.typeids = None     # small scan spans: array('H') of type ids per slot
+        self.largeType = 0      # large spans: the object's type id (0 = noscan)
+        self.cachedBy = -1      # id of the P whose mcache holds it, -1 if none
+
+    def init(self, base: int, npages: int, spanclass: int) -> None:
+        """mheap.initSpan: set the fields for a fresh in-use span."""
+        self.startAddr = base
+        self.npages = npages
+        self.spanclass = spanclass
+        sizeclass = spanclass >> 1
+        nbytes = npages << PAGE_SHIFT
+        if sizeclass == 0:
+            self.elemsize = nbytes
+            self.nelems = 1
+            self.divMul = 0
+        else:
+            self.elemsize = class_to_size[sizeclass]
+            self.nelems = nbytes // self.elemsize
+            self.divMul = class_to_divmagic[sizeclass]
+        self.limit = base + self.elemsize * self.nelems
+        self.freeindex = 0
+        self.allocCount = 0
+        self.allocCountBeforeCache = 0
+        self.allocBits = new_gcbits(self.nelems)
+        self.gcmarkBits = new_gcbits(self.nelems)
+        self.allocCache = MASK64
+        self.list = None
+        self.cachedBy = -1
+        self.largeType = 0
+        self.typeids = array("H", bytes(2 * self.nelems)) if sizeclass and not spanclass & 1 else None
+
+    def base(self) -> int:
+        return self.startAddr
+
+    def end(self) -> int:
+        return self.startAddr + (self.npages << PAGE_SHIFT)
+
+    # --- free-slot search (mbitmap.go) ---
+    def refillAllocCache(self, whichByte: int) -> None:
+        self.allocCache = ~int.from_bytes(self.allocBits[whichByte:whichByte + 8], "little") & MASK64
+
+    def nextFreeIndex(self) -> int:
+        """Index of the next free slot at or after freeindex, or nelems if none."""
+        sfreeindex = self.freeindex
+        snelems = self.nelems
+        if sfreeindex == snelems:
+            return sfreeindex
+        aCache = self.allocCache
+        bitIndex = (aCache & -aCache).bit_length() - 1
+        while bitIndex < 0:
+            sfreeindex = (sfreeindex + 64) & ~63
+            if sfreeindex >= snelems:
+                self.freeindex = snelems
+                return snelems
+            self.refillAllocCache(sfreeindex >> 3)
+            aCache = self.allocCache
+            bitIndex = (aCache & -aCache).bit_length() - 1
+        result = sfreeindex + bitIndex
+        if result >= snelems:
+            self.freeindex = snelems
+            return snelems
+        self.allocCache = aCache >> (bitIndex + 1)
+        sfreeindex = result + 1
+        if sfreeindex & 63 == 0 and sfreeindex != snelems:
+            self.refillAllocCache(sfreeindex >> 3)
+        self.freeindex = sfreeindex
+        return result
+
+    def nextFreeFast(self) -> int:
+        """The inlinable fast path: next free address from allocCache, or 0."""
+        c = self.allocCache
+        theBit = (c & -c).bit_length() - 1
+        if theBit >= 0:
+            result = self.freeindex + theBit
+            if result < self.nelems:
+                freeidx = result + 1
+                if freeidx & 63 == 0 and freeidx != self.nelems:
+                    return 0
+                self.allocCache = c >> (theBit + 1)
+                self.freeindex = freeidx
+                self.allocCount += 1
+                return self.startAddr + result * self.elemsize
+        return 0
+
+    # --- objects and bits ---
+    def objIndex(self, p: int) -> int:
+        if self.divMul == 0:
+            return 0
+        return ((p - self.startAddr) * self.divMul) >> 32
+
+    def isFree(self, index: int) -> bool:
+        if index < self.freeindex:
+            return False
+        return not (self.allocBits[index >> 3] >> (index & 7)) & 1
+
+    def isAllocBitSet(self, index: int) -> bool:
+        return bool((self.allocBits[index >> 3] >> (index & 7)) & 1)
+
+    def isMarked(self, index: int) -> bool:
+        return bool((self.gcmarkBits[index >> 3] >> (index & 7)) & 1)
+
+    def setMarked(self, index: int) -> bool:
+        """Atomically set the mark bit; True if it was already set."""
+        return bool(or8(self.gcmarkBits, index >> 3, 1 << (index & 7)) >> (index & 7) & 1)
+
+    def countAlloc(self) -> int:
+        """Number of marked slots (popcount of gcmarkBits)."""
+        return int.from_bytes(self.gcmarkBits, "little").bit_count()
+
+    def allocated_indices(self):
+        """Slots holding objects: below freeindex, or with their alloc bit set."""
+        ab = self.allocBits
+        fi = self.freeindex
+        for i in range(self.nelems):
+            if i < fi or (ab[i >> 3] >> (i & 7)) & 1:
+                yield i
+
+    def describe(self) -> str:
+        from .sizeclasses import span_class_name
+        return (f"span {self.startAddr:#x}-{self.end():#x} npages={self.npages} "
+                f"spanclass={span_class_name(self.spanclass)} elemsize={self.elemsize} "
+                f"nelems={self.nelems} allocCount={self.allocCount} freeindex={self.freeindex} "
+                f"sweepgen={self.sweepgen} state={STATE_NAMES.get(self.state, self.state)}")
+
+    def __repr__(self) -> str:
+        return f"<mspan {self.startAddr:#x} spc={self.spanclass} n={self.allocCount}/{self.nelems}>"
+
+
+def make_emptymspan() -> MSpan:
+    """The dummy span every mcache slot starts with: no slots, so the first
+    allocation from it goes to refill."""
+    s = MSpan()
+    s.allocCache = 0
+    return s
