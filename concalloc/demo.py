@@ -1,61 +1,133 @@
-"""The demo behind `concalloc run`: a short allocation of a mix of sizes on
-one P, a sweep with some objects kept alive, then MemStats and span-class
-occupancy, with verify_heap checking every invariant along the way."""
+"""`concalloc run`: the whole runtime on sensible defaults.
+
+Four Ps on real threads run a workload for a few seconds (or --steps
+allocations each) with a live progress line, then print MemStats, lock
+statistics per lock class and the busiest locks, and the stop-the-world
+pauses by reason.  --json prints one JSON object instead.  The exit code
+says how the run ended (0 ok, 1 violation, 3 deadlock/hang/internal error).
+"""
 
 from __future__ import annotations
 
 import json
-import random
-import time
+import sys
 
-from .config import Config, parse_bytes
-from .heap import Heap
-from .memory import ptr_type
-from .report import memstats_table, occupancy_rows, occupancy_table
-
-MIX = ((0, 1), (8, 20), (12, 10), (24, 10), (64, 20), (200, 10), (1024, 6), (5000, 3), (40000, 1))
+from .config import SCHEDULERS, WORKLOADS, Config, parse_bytes
+from .report import human_bytes, memstats_table, table
+from .runtime import Runtime
 
 
 def add_run_arguments(p) -> None:
-    p.add_argument("--seed", type=int, default=1, help="seed of the size mix (default 1)")
-    p.add_argument("--steps", type=int, default=50000, help="allocations (default 50000)")
-    p.add_argument("--seconds", type=float, default=None, help="stop allocating after this long")
-    p.add_argument("--reserve", default="4GiB", help="address-space reservation (default 4GiB)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    d = Config()
+    g = p.add_argument_group("machine")
+    g.add_argument("--procs", type=int, default=d.procs, help=f"GOMAXPROCS (default {d.procs})")
+    g.add_argument("--mutators", type=int, default=None, help="Ps that run mutators (default: all)")
+    g.add_argument("--reserve", default="64GiB", help="address-space reservation (default 64GiB)")
+    g.add_argument("--cache", choices=("on", "off"), default="on",
+                   help="per-P mcache; off: every small allocation takes its mcentral lock")
+    w = p.add_argument_group("workload")
+    w.add_argument("--workload", choices=WORKLOADS, default=d.workload)
+    w.add_argument("--steps", type=int, default=None, help="allocations per mutator")
+    w.add_argument("--seconds", type=float, default=None, help="wall-time bound (free scheduler only)")
+    w.add_argument("--live", type=int, default=d.live, help=f"live slots per mutator (default {d.live})")
+    w.add_argument("--size", type=int, default=d.size, help=f"object size for ring (default {d.size})")
+    w.add_argument("--noscan", action="store_true", help="pointer-free objects (ring)")
+    s = p.add_argument_group("scheduling")
+    s.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler)
+    s.add_argument("--seed", type=int, default=d.seed)
+    s.add_argument("--noise", type=float, default=d.noise, help="os: probability a yield point yields")
+    s.add_argument("--switch-interval", type=float, default=None, help="os: sys.setswitchinterval")
+    s.add_argument("--pct-depth", type=int, default=d.pct_depth)
+    s.add_argument("--pct-k", type=int, default=d.pct_k)
+    s.add_argument("--replay", default=None, metavar="FILE", help="replay a saved schedule")
+    s.add_argument("--save-schedule", default=None, metavar="FILE", help="save the controlled schedule")
+    s.add_argument("--hang-seconds", type=float, default=d.hang_seconds, help="os: watchdog timeout")
+    o = p.add_argument_group("checking and output")
+    o.add_argument("--godebug", default="", help="e.g. heapcheck=2,invalidptr=1,lockrank=1")
+    o.add_argument("--no-lock-stats", action="store_true", help="turn lock statistics off")
+    o.add_argument("--trace", default=None, metavar="FILE", help="write a Chrome/Perfetto trace")
+    o.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def config_from_args(args) -> Config:
+    scheduler = "replay" if args.replay else args.scheduler
+    cfg = Config(procs=args.procs, mutators=args.mutators, reserve_bytes=parse_bytes(args.reserve, "reserve"),
+                 workload=args.workload, steps=args.steps, seconds=args.seconds, live=args.live,
+                 size=args.size, noscan=args.noscan, scheduler=scheduler, seed=args.seed,
+                 noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
+                 pct_k=args.pct_k, replay_file=args.replay, hang_seconds=args.hang_seconds,
+                 lock_stats=not args.no_lock_stats, trace=args.trace)
+    return Config.from_godebug(args.godebug, cfg) if args.godebug else cfg
+
+
+def _progress_line(rt, elapsed: float) -> None:
+    n = rt.progress_counter()
+    live = rt.heap.mheap.gcController.heapLive.load()
+    line = (f"[{elapsed:5.1f}s] allocs {n:>9,}  {n / max(elapsed, 1e-9):>9,.0f}/s  "
+            f"heapLive {human_bytes(live):>10}  STW checks {rt.nchecks}")
+    if sys.stderr.isatty():
+        print("\r" + line, end="", file=sys.stderr, flush=True)
+    elif int(elapsed * 4) % 4 == 0:
+        print(line, file=sys.stderr, flush=True)
+
+
+def lock_tables(locks: dict, unit: str, top: int = 8) -> str:
+    def rows(d: dict):
+        for name, st in d:
+            acq = st["acquisitions"]
+            rate = 100.0 * st["contended"] / acq if acq else 0.0
+            mean = st["wait_total"] / st["contended"] if st["contended"] else 0
+            yield [name, acq, st["contended"], f"{rate:.2f}%", f"{mean:,.0f}", f"{st['wait_max']:,}",
+                   f"{st['hold_total']:,}", st["owner_switches"], st["max_waiters"]]
+    headers = ["lock", "acquired", "contended", "rate", f"mean wait ({unit})", "max wait",
+               f"hold total ({unit})", "owner switches", "max waiters"]
+    classes = sorted(locks.get("classes", {}).items(), key=lambda kv: -kv[1]["acquisitions"])
+    busiest = sorted(((n, st) for n, st in locks.get("locks", {}).items() if st["acquisitions"]),
+                     key=lambda kv: (-kv[1]["wait_total"], -kv[1]["acquisitions"]))[:top]
+    return (table(headers, list(rows(classes)), title="lock statistics by class") + "\n\n"
+            + table(headers, list(rows(busiest)), title=f"top {top} locks by total wait"))
+
+
+def stw_table(stw: dict) -> str:
+    rows = [[r, d["count"], f"{d['stopping_total']:,}", f"{d['stopping_max']:,}",
+             f"{d['stopped_total']:,}", f"{d['stopped_max']:,}", d["unit"]] for r, d in stw.items()]
+    return table(["reason", "pauses", "time to stop", "max", "time stopped", "max", "unit"], rows,
+                 title="stop-the-world pauses")
+
+
+def print_report(res) -> None:
+    cfg = res.config
+    allocs = sum(m["allocs"] for m in res.mutators.values())
+    print(f"\nworkload {cfg['workload']} on {cfg['procs']} Ps ({len(res.mutators)} mutators), "
+          f"scheduler {cfg['scheduler']} seed {cfg['seed']}: {allocs:,} allocations in {res.elapsed:.2f} s")
+    if res.event_log_hash:
+        print(f"event_log_hash {res.event_log_hash}  ({res.sched['steps']:,} scheduling steps)")
+    print()
+    if res.memstats:
+        print(memstats_table(res.memstats))
+        print()
+    if res.locks:
+        unit = next(iter(res.stw.values()), {}).get("unit", "ns") if res.stw else (
+            "steps" if cfg["scheduler"] != "os" else "ns")
+        print(lock_tables(res.locks, unit))
+        print()
+    if res.stw:
+        print(stw_table(res.stw))
 
 
 def run_demo(args) -> int:
-    cfg = Config(procs=1, seed=args.seed, steps=args.steps, seconds=args.seconds,
-                 reserve_bytes=parse_bytes(args.reserve, "reserve"))
-    rng = random.Random(cfg.seed)
-    sizes = [s for s, w in MIX for _ in range(w)]
-    node = ptr_type(4, [0, 1], name="node")
-    with Heap(cfg) as h:
-        live = []
-        deadline = time.monotonic() + cfg.seconds if cfg.seconds else None
-        for i in range(cfg.steps):
-            if deadline and i % 1024 == 0 and time.monotonic() > deadline:
-                break
-            size = rng.choice(sizes)
-            typ = node if size >= 32 and size % 32 == 0 and rng.random() < 0.5 else None
-            live.append(h.malloc(size, typ))
-        h.verify()
-        survivors = {x for x in live if rng.random() < 0.3}
-
-        def mark(s):
-            for i in s.allocated_indices():
-                if s.startAddr + i * s.elemsize in survivors:
-                    s.setMarked(i)
-        h.sweep_cycle(mark)
-        h.verify()
-        ms = h.read_memstats()
-        if args.json:
-            print(json.dumps({"config": cfg.to_dict(), "memstats": ms,
-                              "spanclasses": occupancy_rows(h.mheap), "violations": []}))
-        else:
-            print(f"allocated {len(live)} objects (seed {cfg.seed}), marked about 30% of them live, "
-                  f"swept: {ms['HeapObjects']} objects survive; verify_heap passed twice\n")
-            print(memstats_table(ms))
-            print()
-            print(occupancy_table(h.mheap))
-    return 0
+    cfg = config_from_args(args)
+    progress = None if args.json else _progress_line
+    with Runtime(cfg, cache=args.cache == "on", progress=progress) as rt:
+        res = rt.run()
+        if args.save_schedule and cfg.controlled():
+            rt.save_schedule(args.save_schedule)
+    if progress and sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(res.to_json(), default=str))
+    else:
+        print_report(res)
+    if res.error is not None:
+        print(f"\nconcalloc: run ended with {type(res.error).__name__}:\n{res.error}", file=sys.stderr)
+    return res.exit_code

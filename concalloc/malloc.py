@@ -101,30 +101,43 @@ def _small_scan(c, size: int, typ) -> int:
     return x
 
 
-def _tiny(c, size: int) -> int:
-    off = c.tinyoffset
+def _tiny_align(off: int, size: int) -> int:
+    """Go's tinyoffset alignment: 8 for multiples of 8, else 4, else 2."""
     if size & 7 == 0:
-        off = (off + 7) & ~7
-    elif size & 3 == 0:
-        off = (off + 3) & ~3
-    elif size & 1 == 0:
-        off = (off + 1) & ~1
+        return (off + 7) & ~7
+    if size & 3 == 0:
+        return (off + 3) & ~3
+    if size & 1 == 0:
+        return (off + 1) & ~1
+    return off
+
+
+def _tiny(c, size: int, take_block=None) -> int:
+    off = _tiny_align(c.tinyoffset, size)
     if off + size <= TINY_SIZE and c.tiny:
         c.tinyoffset = off + size
         c.tinyAllocs += 1
         return c.tiny + off
-    s = c.alloc[TINY_SPAN_CLASS]
-    x = s.nextFreeFast()
-    refilled = False
-    if not x:
-        x, s, refilled = c.nextFree(TINY_SPAN_CLASS)
+    x = (take_block or _tiny_block)(c)
     c.heap.sysmem.memclr(x, TINY_SIZE)
     if size < c.tinyoffset or not c.tiny:
         c.tiny = x
         c.tinyoffset = size
-    if refilled:
-        _after_refill(c)
     return x
+
+
+def _tiny_block(c) -> int:
+    """A fresh 16-byte block from the P's tiny-class span."""
+    x = c.alloc[TINY_SPAN_CLASS].nextFreeFast()
+    if not x:
+        x, _s, refilled = c.nextFree(TINY_SPAN_CLASS)
+        if refilled:
+            _after_refill(c)
+    return x
+
+
+def _tiny_block_nocache(c) -> int:
+    return c.heap.central[TINY_SPAN_CLASS].allocObject()
 
 
 def _large(c, size: int, typ, needzero: bool) -> int:
@@ -152,3 +165,27 @@ def _after_refill(c) -> None:
     hook = c.heap.on_refill
     if hook is not None:
         hook(c)
+
+
+def mallocgc_nocache(c, size, typ=None, needzero: bool = True) -> int:
+    """mallocgc with the per-P cache turned off: every small object is taken
+    from its mcentral under the mcentral's lock (tiny blocks included; the
+    sub-allocation inside the current tiny block stays lock-free)."""
+    if not (0 < size <= MAX_SMALL_SIZE) or (typ is not None and not _type_noscan(typ)
+                                            and size % typ.size):
+        return _mallocgc_general(c, size, typ, needzero)
+    h = c.heap
+    if typ is None or typ.noscan:
+        if size < TINY_SIZE:
+            return _tiny(c, size, _tiny_block_nocache)
+        x = h.central[_SMALL_SPC_NOSCAN[size]].allocObject()
+        s = h.spanOf(x)
+        if needzero and s.needzero:
+            h.sysmem.memclr(x, s.elemsize)
+        return x
+    x = h.central[_SMALL_SPC_SCAN[size]].allocObject()
+    s = h.spanOf(x)
+    if s.needzero:
+        h.sysmem.memclr(x, s.elemsize)
+    s.typeids[(x - s.startAddr) // s.elemsize] = typ.id
+    return x

@@ -1,0 +1,134 @@
+"""The mutator API: what a goroutine on a P can do to the heap.
+
+A workload is a function of one Mutator.  It allocates (by size, or by Type
+for objects with pointer fields), loads and stores pointer fields of heap
+objects (stores go through the write-barrier hook the collector installs),
+keeps its roots in stack slots it sets and clears, and may use the globals
+shared by all mutators.
+
+Every allocation and every heap pointer load/store is a yield point with a
+stable label, and the top of every allocation is a safe point where the P
+parks if the world is being stopped.  Under the free scheduler with no noise
+a yield point is a bound no-op; with the mcentral cache off, allocation goes
+straight to the mcentral under its lock.
+
+Protection: everything here is owned by the mutator's P, except `stack`,
+which the collector reads with the world stopped, and the runtime's globals,
+whose slots are single stores.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from .malloc import mallocgc
+from .memory import Type
+from .sync import Aborted
+
+
+class MutatorError(ValueError):
+    """A workload used the mutator API wrongly (bad address, field, size)."""
+
+
+class Mutator:
+    def __init__(self, rt, p, nslots: int):
+        self.rt = rt
+        self.p = p
+        self.c = p.mcache
+        self.name = p.name
+        self.rng = random.Random(f"{rt.config.seed}:{p.name}")
+        self.stack = [0] * nslots       # roots; owned by the P, read by the GC at STW
+        self.nalloc = 0                 # owned by the P; read racily for progress
+        self.nptr = 0
+        cfg = rt.config
+        self._max_steps = cfg.steps
+        self._deadline = time.monotonic() + cfg.seconds if cfg.seconds and not cfg.controlled() else None
+        self._world = rt.world
+        self._sched = rt.sched
+        self._yield = rt.sync.yield_point
+        self._malloc = mallocgc if rt.cache else rt.malloc_nocache
+        self._mem = rt.heap.memory
+        self._wb = rt.write_barrier     # None: no barrier installed
+        self._lbl_alloc = "alloc"
+        self._lbl_load = "load"
+        self._lbl_store = "store"
+        rec = rt.events
+        if rec:
+            self.alloc = self._alloc_recorded
+            self._rec = rec
+
+    # --- bounds ---
+    def running(self) -> bool:
+        """True while this mutator has steps (allocations) or seconds left.
+        Raises Aborted once the run has been stopped."""
+        if self._sched.aborting:
+            raise Aborted
+        if self._max_steps is not None and self.nalloc >= self._max_steps:
+            return False
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            return False
+        return True
+
+    # --- allocation ---
+    def alloc(self, size, typ: Type | None = None) -> int:
+        """Allocate size bytes (an array of typ if given) and return the address."""
+        self._yield(self._lbl_alloc)
+        if self._world.gcwaiting:
+            self._world.park(self.p)
+        self.nalloc += 1
+        return self._malloc(self.c, size, typ, True)
+
+    def _alloc_recorded(self, size, typ: Type | None = None) -> int:
+        x = Mutator.alloc(self, size, typ)
+        self._rec.emit("alloc", size=size, addr=x)
+        return x
+
+    def new(self, typ: Type, count: int = 1) -> int:
+        return self.alloc(typ.size * count, typ)
+
+    # --- heap pointer fields ---
+    def load(self, obj: int, field: int) -> int:
+        """Load pointer word `field` of the object at obj."""
+        self._yield(self._lbl_load)
+        self.nptr += 1
+        return self._mem.load(obj + 8 * field)
+
+    def store(self, obj: int, field: int, value: int) -> None:
+        """Store a pointer into word `field` of obj, through the write barrier."""
+        self._yield(self._lbl_store)
+        self.nptr += 1
+        slot = obj + 8 * field
+        wb = self._wb
+        if wb is not None:
+            wb(self, slot, value)
+        self._mem.store(slot, value)
+
+    def write_word(self, obj: int, field: int, value: int) -> None:
+        """Store a non-pointer word (no barrier, not a yield point)."""
+        self._mem.store(obj + 8 * field, value)
+
+    def read_word(self, obj: int, field: int) -> int:
+        return self._mem.load(obj + 8 * field)
+
+    # --- roots ---
+    def set_slot(self, i: int, addr: int) -> None:
+        self.stack[i] = addr
+
+    def slot(self, i: int) -> int:
+        return self.stack[i]
+
+    def clear_slot(self, i: int) -> None:
+        self.stack[i] = 0
+
+    def set_global(self, i: int, addr: int) -> None:
+        """Globals are heap-like roots: stores to them get the barrier too."""
+        self._yield(self._lbl_store)
+        wb = self._wb
+        if wb is not None:
+            wb(self, ("global", i), addr)
+        self.rt.globals[i] = addr
+
+    def get_global(self, i: int) -> int:
+        self._yield(self._lbl_load)
+        return self.rt.globals[i]

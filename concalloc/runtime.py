@@ -1,0 +1,267 @@
+"""Runtime: Ps on real threads running mutators against one heap.
+
+    with Runtime(Config(procs=4, workload="ring", steps=5000)) as rt:
+        result = rt.run()
+
+builds, from one Config, the scheduler (free, noisy or controlled), the
+SyncContext every lock comes from, the event recorder, the heap with one
+mcache per P, the Ps and the stop-the-world machinery.  GOMAXPROCS Ps exist;
+`mutators` of them run a workload on their own thread, the others stay idle.
+
+A collector thread ("gc") stands where Go's GC will: it is woken from the
+allocation slow path (after a refill or a large allocation, as Go's trigger
+test is) at doubling thresholds, stops the world, checks every heap
+invariant (heapcheck >= 1) or reads MemStats, and starts the world again.
+
+The first error of any thread ends the run: an invariant violation (exit 1),
+a deadlock, a hang seen by the watchdog, a replay divergence or an exception
+in a thread (exit 3).  The result carries MemStats, lock statistics, the
+stop-the-world pauses by reason, the violations, and under a controlled
+scheduler the event log hash and the schedule, which replays the run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import workloads
+from .check.violation import Violation, replay_context
+from .config import Config, ConfigError
+from .heap import Heap
+from .malloc import mallocgc_nocache
+from .mutator import Mutator
+from .proc import P, World
+from .sync import (Aborted, AtomicInt, Deadlock, SyncContext, Watchdog, make_scheduler,
+                   load_schedule, save_schedule)
+from .trace import Recorder, write_chrome_trace
+
+EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+DEFAULT_CONTROLLED_STEPS = 2000
+DEFAULT_SECONDS = 3.0
+FIRST_CHECK_REFILLS = 32
+
+
+class Hang(RuntimeError):
+    """The watchdog saw no progress."""
+
+
+@dataclass
+class RunResult:
+    config: dict
+    exit_code: int = EXIT_OK
+    error: BaseException | None = None
+    memstats: dict = field(default_factory=dict)
+    locks: dict = field(default_factory=dict)
+    stw: dict = field(default_factory=dict)
+    violations: list = field(default_factory=list)
+    event_log_hash: str | None = None
+    sched: dict = field(default_factory=dict)
+    mutators: dict = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    def to_json(self) -> dict:
+        d = {"config": self.config, "exit_code": self.exit_code, "memstats": self.memstats,
+             "locks": self.locks, "stw": self.stw, "violations": self.violations,
+             "sched": self.sched, "mutators": self.mutators, "elapsed_s": round(self.elapsed, 3)}
+        if self.event_log_hash is not None:
+            d["event_log_hash"] = self.event_log_hash
+        if self.error is not None and not isinstance(self.error, Violation):
+            d["error"] = {"type": type(self.error).__name__, "message": str(self.error)}
+        return d
+
+
+def exit_code_for(err: BaseException | None) -> int:
+    if err is None:
+        return EXIT_OK
+    if isinstance(err, Violation):
+        return EXIT_VIOLATION
+    return EXIT_INTERNAL
+
+
+def _with_run_bounds(cfg: Config) -> Config:
+    if cfg.steps is None and cfg.seconds is None:
+        return cfg.replace(steps=DEFAULT_CONTROLLED_STEPS) if cfg.controlled() \
+            else cfg.replace(seconds=DEFAULT_SECONDS)
+    if cfg.controlled() and cfg.steps is None:
+        raise ConfigError("seconds", "a controlled run is bounded by --steps, not wall time")
+    return cfg
+
+
+def _scheduler_options(cfg: Config) -> dict:
+    if cfg.scheduler == "os":
+        return {"noise": cfg.noise, "switch_interval": cfg.switch_interval}
+    if cfg.scheduler == "pct":
+        return {"depth": cfg.pct_depth, "pct_k": cfg.pct_k}
+    if cfg.scheduler == "replay":
+        doc = load_schedule(cfg.replay_file)
+        return {"schedule": doc["schedule"]}
+    return {}
+
+
+class Runtime:
+    def __init__(self, config: Config, *, cache: bool = True, workload=None, progress=None):
+        cfg = _with_run_bounds(config)
+        self.config = cfg
+        self.workload = workload or workloads.get(cfg.workload)
+        if hasattr(self.workload, "validate"):
+            self.workload.validate(cfg)
+        self.cache = cache
+        self.progress = progress
+        self.sched = make_scheduler(cfg.scheduler, cfg.seed, **_scheduler_options(cfg))
+        record = cfg.controlled() or cfg.events or bool(cfg.trace)
+        self.events = Recorder(True) if record else None
+        self.sync = SyncContext(self.sched, check_ranks=cfg.lockrank, lock_stats=cfg.lock_stats,
+                                events=self.events)
+        self.heap = Heap(cfg, sync=self.sync)
+        self.allp = [P(i, c) for i, c in enumerate(self.heap.mcaches)]
+        self.world = World(self.sync, self.allp)
+        self.world.events = self.events
+        self.globals = [0] * 16          # single-word stores; read by the GC at STW
+        self.write_barrier = None        # installed by the collector when marking
+        self.malloc_nocache = mallocgc_nocache
+        nslots = self.workload.slots(cfg)
+        self.mutators = [Mutator(self, p, nslots) for p in self.allp[:cfg.nmutators()]]
+        self._active = AtomicInt(len(self.mutators))
+        self._kick = self.sync.event("gc.kick")
+        self._done = False               # set once by the last mutator, read by the collector
+        self._refills = AtomicInt(0)
+        self._next_check = AtomicInt(FIRST_CHECK_REFILLS)
+        self.nchecks = 0                 # the collector thread only
+        self.heap.mheap.on_refill = self._on_alloc_slow_path
+        self.heap.mheap.on_large_alloc = lambda c, s: self._on_alloc_slow_path(c)
+
+    # --- the allocation slow path's trigger test ---
+    def _on_alloc_slow_path(self, c) -> None:
+        n = self._refills.add(1)
+        nxt = self._next_check.load()
+        if n >= nxt and self._next_check.cas(nxt, nxt * 2):
+            self._kick.set()
+
+    # --- threads ---
+    def _mutator_main(self, m: Mutator) -> None:
+        world = self.world
+        world.acquirep(m.p)
+        try:
+            self.workload.run(m, self.config)
+        except Violation as v:
+            self.sched.fail(v)
+        finally:
+            world.releasep(m.p)
+            if self._active.add(-1) == 0:
+                self._done = True
+                self._kick.set()
+
+    def _collector_main(self) -> None:
+        try:
+            while True:
+                self._kick.wait()
+                self._kick.clear()
+                if self._done:
+                    return
+                self.stw_check()
+        except Violation as v:
+            self.sched.fail(v)
+
+    def stw_check(self) -> None:
+        """One stop-the-world check: verify_heap or a ReadMemStats flush."""
+        self.nchecks += 1
+        verify = self.config.heapcheck >= 1 and self.nchecks % 2 == 1
+        self.world.stopTheWorld("verify_heap" if verify else "ReadMemStats")
+        try:
+            if verify:
+                self.heap.verify()
+            else:
+                self.heap.flush_mcaches()
+        finally:
+            self.world.startTheWorld()
+
+    def progress_counter(self) -> int:
+        """Allocations so far, summed over mutators (racy reads; display and watchdog only)."""
+        return sum(m.nalloc for m in self.mutators)
+
+    # --- running ---
+    def run(self) -> RunResult:
+        cfg = self.config
+        res = RunResult(config=cfg.to_dict())
+        t0 = time.monotonic()
+        dog = None
+        if not cfg.controlled():
+            dog = Watchdog(self.progress_counter, cfg.hang_seconds,
+                           lambda report: self.sched.abort(Hang(report)),
+                           mutexes=self.sync.all_mutexes).start()
+        with replay_context(replay_command(cfg, self.cache)):
+            for m in self.mutators:
+                self.sched.start_thread(m.name, lambda m=m: self._mutator_main(m))
+            self.sched.start_thread("gc", self._collector_main)
+            self._report_progress(t0)
+            try:
+                self.sched.join_all()
+            except (Aborted, Exception) as e:  # noqa: BLE001 - every run-ending error is reported
+                res.error = e
+            finally:
+                if dog:
+                    dog.stop()
+            if res.error is None and cfg.heapcheck >= 1:
+                try:
+                    self.heap.verify()     # every thread is done: the world is stopped
+                except Violation as v:
+                    res.error = v
+        res.elapsed = time.monotonic() - t0
+        self._collect(res)
+        return res
+
+    def _report_progress(self, t0: float) -> None:
+        if self.progress is None:
+            return
+        while self.sched.alive():
+            time.sleep(0.25)
+            self.progress(self, time.monotonic() - t0)
+
+    def _collect(self, res: RunResult) -> None:
+        cfg = self.config
+        res.exit_code = exit_code_for(res.error)
+        if isinstance(res.error, Violation):
+            res.violations.append(res.error.to_dict())
+        if not isinstance(res.error, (Deadlock, Hang)) or not self.sched.alive():
+            res.memstats = self.heap.read_memstats()
+        res.locks = self.sync.lock_stats() if cfg.lock_stats else {}
+        res.stw = self.world.pause_table()
+        res.mutators = {m.name: {"allocs": m.nalloc, "ptr_ops": m.nptr} for m in self.mutators}
+        res.sched = {"kind": self.sched.kind, "seed": cfg.seed, "steps": self.sched.steps,
+                     "checks": self.nchecks}
+        if self.events is not None and cfg.controlled():
+            res.event_log_hash = self.events.event_log_hash()
+        if cfg.trace and self.events is not None:
+            write_chrome_trace(self.events, cfg.trace)
+
+    def save_schedule(self, path: str) -> None:
+        save_schedule(self.sched, path, self.config.to_dict())
+
+    def close(self) -> None:
+        self.heap.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def replay_command(cfg: Config, cache: bool = True) -> str:
+    """The `concalloc run` command line that repeats this configuration."""
+    d = cfg.to_dict()
+    parts = ["concalloc", "run"]
+    flags = {"procs": "--procs", "mutators": "--mutators", "workload": "--workload", "steps": "--steps",
+             "seconds": "--seconds", "live": "--live", "size": "--size", "scheduler": "--scheduler",
+             "seed": "--seed", "noise": "--noise", "pct_depth": "--pct-depth", "pct_k": "--pct-k",
+             "replay_file": "--replay"}
+    defaults = Config().to_dict()
+    for k, flag in flags.items():
+        if d[k] is not None and (d[k] != defaults[k] or k in ("scheduler", "seed", "steps")):
+            parts += [flag, str(d[k])]
+    if d["noscan"]:
+        parts.append("--noscan")
+    if not cache:
+        parts += ["--cache", "off"]
+    return " ".join(parts)
