@@ -1,84 +1,74 @@
 """SyncContext: the one place that builds every blocking primitive of a run.
 
-Allocator and GC code never touch ``threading`` directly for blocking: they ask
-their SyncContext for a mutex (and later conditions, parking), so the same code
-runs under the free OS scheduler or a controlled one, with or without rank
-checking and lock statistics.  What is instrumented is decided here, when the
-primitive is built, never by an ``if`` on each acquisition.
+Allocator and GC code never touch ``threading`` directly for blocking: they
+ask their SyncContext for mutexes, conditions and events, and call its
+yield_point, so the same code runs under the free OS scheduler or a
+controlled one, with or without rank checking, lock statistics and event
+recording.  What is instrumented is decided here, when the primitive is
+built, never by an ``if`` on each acquisition.
+
+``yield_point`` is the scheduler's own bound method (a no-op under a quiet
+OS scheduler).  When an OS run is stopped it is rebound to one that raises
+Aborted, so compute-only threads unwind at their next yield point at no
+cost before that; look it up on the context rather than caching it for long.
 """
 
 from __future__ import annotations
 
 import threading
 
-from .lockrank import Rank, rank_allows
-
-
-class LockRankViolation(RuntimeError):
-    """Go: "lock ordering problem"."""
-
-
-class _Held(threading.local):
-    def __init__(self):
-        self.stack: list = []
-
-
-class Mutex:
-    """A named, ranked runtime mutex (Go's runtime.mutex + lockWithRank)."""
-
-    __slots__ = ("name", "lock_class", "rank", "_lk", "lock", "unlock", "_held")
-
-    def __init__(self, name: str, rank: Rank, lock_class: str | None, check_ranks: bool, held: _Held):
-        self.name = name
-        self.lock_class = lock_class or name
-        self.rank = rank
-        self._lk = threading.Lock()
-        self._held = held
-        if check_ranks:
-            self.lock = self._lock_ranked
-            self.unlock = self._unlock_ranked
-        else:
-            self.lock = self._lk.acquire
-            self.unlock = self._lk.release
-
-    def _lock_ranked(self) -> None:
-        stack = self._held.stack
-        if stack and not rank_allows(stack[-1].rank, self.rank):
-            top = stack[-1]
-            raise LockRankViolation(
-                f"lock ordering problem: acquiring {self.name} (rank {self.rank.name}) "
-                f"while holding {top.name} (rank {top.rank.name})")
-        self._lk.acquire()
-        stack.append(self)
-
-    def _unlock_ranked(self) -> None:
-        stack = self._held.stack
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i] is self:
-                del stack[i]
-                break
-        else:
-            raise LockRankViolation(f"unlock of {self.name}, which this thread does not hold")
-        self._lk.release()
-
-    def __enter__(self):
-        self.lock()
-        return self
-
-    def __exit__(self, *exc):
-        self.unlock()
-
-    def __repr__(self) -> str:
-        return f"<Mutex {self.name} rank={self.rank.name}>"
+from . import lockstats
+from .errors import LockRankViolation  # noqa: F401  (re-exported, historical home)
+from .lockrank import Rank
+from .mutex import Mutex, ThreadState
+from .sched import Scheduler, make_scheduler
+from .waits import Cond, Event, make_event
 
 
 class SyncContext:
-    def __init__(self, check_ranks: bool = True):
+    def __init__(self, scheduler: Scheduler | None = None, check_ranks: bool = True,
+                 lock_stats: bool = False, events=None):
+        self.scheduler = scheduler if scheduler is not None else make_scheduler("os", 0)
         self.check_ranks = check_ranks
-        self._held = _Held()
+        self.lock_stats_enabled = lock_stats
+        self.events = events                     # what callers test with `if rec:`
+        self.recorder = events if events else None
+        if self.recorder is not None:
+            self.recorder.bind(self.scheduler)
+            self.scheduler.recorder = self.recorder
+        self.thread_state = ThreadState()
+        self._registry_lock = threading.Lock()
+        self._mutexes: list[Mutex] = []          # _registry_lock
+        self.yield_point = self.scheduler.yield_point
+        if not self.scheduler.controlled:
+            self.scheduler.add_abort_hook(self._rebind_yield_point)
+
+    def _rebind_yield_point(self) -> None:
+        self.yield_point = self.scheduler.yield_point
+
+    # -- factories --------------------------------------------------------------
 
     def mutex(self, name: str, rank: Rank, lock_class: str | None = None) -> Mutex:
-        return Mutex(name, rank, lock_class, self.check_ranks, self._held)
+        m = Mutex(name, rank, lock_class, self)
+        with self._registry_lock:
+            self._mutexes.append(m)
+        return m
 
-    def held_locks(self) -> list:
-        return list(self._held.stack)
+    def cond(self, mutex: Mutex, name: str) -> Cond:
+        return Cond(mutex, name, self.scheduler)
+
+    def event(self, name: str) -> Event:
+        return make_event(name, self.scheduler)
+
+    # -- reports ------------------------------------------------------------------
+
+    def all_mutexes(self) -> list[Mutex]:
+        with self._registry_lock:
+            return list(self._mutexes)
+
+    def held_locks(self) -> list[Mutex]:
+        """Locks the calling thread holds, oldest first (rank checking mode only)."""
+        return [entry[0] for entry in self.thread_state.held]
+
+    def lock_stats(self) -> dict:
+        return lockstats.report(self.all_mutexes(), self.scheduler.clock_unit)
