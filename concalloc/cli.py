@@ -2,6 +2,7 @@
 
 Subcommands:
     run           the demo: the whole runtime on sensible defaults
+    contention    the contention experiment: Ps x mcache on/off -> table, CSV, JSON, PNG
     sizeclasses   Go's size-class table, as sizeclasses.go prints it (--json)
     version
 
@@ -49,6 +50,43 @@ def _cmd_run(args) -> int:
     return run_demo(args)
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--procs: expected a comma-separated list of integers, got {text!r}") from None
+    if not vals or any(v < 1 or v > 256 for v in vals):
+        raise UsageError(f"--procs: each value must be in [1, 256], got {text!r}")
+    return vals
+
+
+def _cache_list(text: str) -> list[bool]:
+    vals = [x.strip() for x in text.split(",") if x.strip()]
+    if not vals or any(v not in ("on", "off") for v in vals):
+        raise UsageError(f"--cache: expected on, off or on,off, got {text!r}")
+    return [v == "on" for v in vals]
+
+
+def _cmd_contention(args) -> int:
+    from .contention import grid_table, run_grid, write_outputs
+    from .demo import config_from_args
+    procs = _int_list(args.procs_list)
+    caches = _cache_list(args.cache_list)
+    args.procs, args.mutators, args.cache = max(procs), None, "on"
+    cfg = config_from_args(args)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if not args.json else None
+    rows = run_grid(cfg, procs, caches, progress=say)
+    title = (f"{cfg.workload} workload, {cfg.steps or cfg.seconds} {'steps' if cfg.steps else 's'} per run, "
+             f"scheduler {cfg.scheduler}, seed {cfg.seed}")
+    paths = write_outputs(rows, cfg, args.out, title)
+    if args.json:
+        print(json.dumps({"config": cfg.to_dict(), "rows": rows, "files": paths}))
+    else:
+        print(grid_table(rows))
+        print("\nwrote " + ", ".join(paths.values()))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="concalloc", description="A model of Go's allocator and concurrent GC on real threads.")
     sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
@@ -62,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import add_run_arguments
     add_run_arguments(r)
     r.set_defaults(func=_cmd_run)
+    c = sub.add_parser("contention", help="lock contention vs Ps, mcache on and off (table, CSV, JSON, PNG)")
+    add_run_arguments(c, grid=True)
+    c.set_defaults(func=_cmd_contention)
     return p
 
 
@@ -77,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         print("concalloc: interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception:  # an internal error: show it whole, exit 3
+        import traceback
+        traceback.print_exc()
+        print("concalloc: internal error (above)", file=sys.stderr)
         return EXIT_INTERNAL
 
 

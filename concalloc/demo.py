@@ -17,14 +17,20 @@ from .report import human_bytes, memstats_table, table
 from .runtime import Runtime
 
 
-def add_run_arguments(p) -> None:
+def add_run_arguments(p, grid: bool = False) -> None:
+    """The run options; with grid (the contention command) --procs and --cache take lists."""
     d = Config()
     g = p.add_argument_group("machine")
-    g.add_argument("--procs", type=int, default=d.procs, help=f"GOMAXPROCS (default {d.procs})")
-    g.add_argument("--mutators", type=int, default=None, help="Ps that run mutators (default: all)")
+    if grid:
+        g.add_argument("--procs", dest="procs_list", default="1,2,4,8", help="Ps to try (default 1,2,4,8)")
+        g.add_argument("--cache", dest="cache_list", default="on,off", help="on, off or on,off (default)")
+        g.add_argument("--out", default="contention-out", help="directory for CSV, JSON and PNG")
+    else:
+        g.add_argument("--procs", type=int, default=d.procs, help=f"GOMAXPROCS (default {d.procs})")
+        g.add_argument("--mutators", type=int, default=None, help="Ps that run mutators (default: all)")
+        g.add_argument("--cache", choices=("on", "off"), default="on",
+                       help="per-P mcache; off: every small allocation takes its mcentral lock")
     g.add_argument("--reserve", default="64GiB", help="address-space reservation (default 64GiB)")
-    g.add_argument("--cache", choices=("on", "off"), default="on",
-                   help="per-P mcache; off: every small allocation takes its mcentral lock")
     w = p.add_argument_group("workload")
     w.add_argument("--workload", choices=WORKLOADS, default=d.workload)
     w.add_argument("--steps", type=int, default=None, help="allocations per mutator")
