@@ -1,0 +1,63 @@
+"""Runtime benchmarks: the controlled scheduler's cost and throughput vs Ps.
+
+sched.controlled_ratio   wall time of one bounded run (4 Ps, ring, fixed
+                         steps) under the `random` controlled scheduler vs
+                         the same run under free `os` threads.  Target <= 10.
+procs.scaling_8_over_1   aggregate allocation throughput (allocations per
+                         second over all mutators, whole run timed) with 8 Ps
+                         vs 1 P, same steps per mutator.  Under the GIL the
+                         target is "no collapse": >= 0.8.
+
+Both sides of each ratio are measured alternately in the same process, and
+each side's median is used.  Heap checks are off (heapcheck=0) so the figures
+are the runtime's, not the checker's.
+"""
+
+from __future__ import annotations
+
+import time
+
+from concalloc.config import Config
+from concalloc.runtime import Runtime
+
+from .common import interleave, median, progress
+
+BASE = Config(procs=4, workload="ring", live=200, size=64, heapcheck=0, lock_stats=False,
+              reserve_bytes=1 << 30)
+
+
+def _timed_run(cfg: Config) -> tuple[float, int]:
+    """(seconds, allocations) of one run, Runtime construction excluded."""
+    with Runtime(cfg) as rt:
+        t0 = time.perf_counter()
+        res = rt.run()
+        dt = time.perf_counter() - t0
+    if res.error is not None:
+        raise RuntimeError(f"benchmark run failed: {res.error}")
+    return dt, sum(m["allocs"] for m in res.mutators.values())
+
+
+def controlled_ratio(reps: int, steps: int) -> dict:
+    os_cfg = BASE.replace(scheduler="os", steps=steps)
+    rnd_cfg = BASE.replace(scheduler="random", steps=steps)
+    fs, ss = interleave(lambda: _timed_run(os_cfg)[0] * 1e9, lambda: _timed_run(rnd_cfg)[0] * 1e9, reps)
+    return {"sched.controlled_ratio": median(ss) / median(fs),
+            "sched.os_run_ms": median(fs) / 1e6, "sched.random_run_ms": median(ss) / 1e6}
+
+
+def scaling(reps: int, steps: int) -> dict:
+    def throughput(procs: int) -> float:
+        dt, n = _timed_run(BASE.replace(procs=procs, steps=steps))
+        return n / dt
+    one, eight = interleave(lambda: throughput(1), lambda: throughput(8), reps)
+    return {"procs.scaling_8_over_1": median(eight) / median(one),
+            "procs.allocs_per_s_1p": median(one), "procs.allocs_per_s_8p": median(eight)}
+
+
+def run(quick: bool = False) -> dict:
+    reps = 3 if quick else 7
+    progress("runtime: controlled vs free scheduler")
+    out = controlled_ratio(reps, steps=500 if quick else 1500)
+    progress("runtime: throughput at 8 Ps vs 1 P")
+    out.update(scaling(reps, steps=5000 if quick else 20000))
+    return out
