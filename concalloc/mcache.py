@@ -70,6 +70,11 @@ class MCache:
         s.cachedBy = self.pid
         self.alloc[spc] = s
         self.nrefill += 1
+        rec = h.sync.events
+        if rec:
+            rec.emit("refill", spanclass=spc, span=s.startAddr)
+            rec.emit("counter", name="heap", values={"heapLive": h.gcController.heapLive.load(),
+                                                      "HeapInuse": h.stats.get("heapInUse")})
 
     def _flush_span_stats(self, s, spc: int) -> None:
         used = s.allocCount - s.allocCountBeforeCache

@@ -108,9 +108,13 @@ class World:
             self.stopwait -= 1
             if self.stopwait == 0:
                 self.stopped_cond.notify_all()
+            if self.events:
+                self.events.emit("park", p=p.id)
             while self.gcwaiting:
                 self.start_cond.wait()
             p.status = P_RUNNING
+        if self.events:
+            self.events.emit("unpark", p=p.id)
 
     def acquirep(self, p: P) -> None:
         """A P starts running a mutator.  It may not start while the world is
