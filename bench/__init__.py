@@ -36,6 +36,10 @@ TARGETS: dict[str, tuple[float, str]] = {
     "alloc.fast_path_ratio": (4, "<="),
     "alloc.steady_ratio": (8, "<="),
     "alloc.python_bytes_per_object": (16, "<="),
+    # stated in bench_locks.py and bench_runtime.py
+    "locks.instrumented_ratio": (3, "<="),
+    "sched.controlled_ratio": (10, "<="),
+    "procs.scaling_8_over_1": (0.8, ">="),
 }
 
 
