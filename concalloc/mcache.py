@@ -62,6 +62,9 @@ class MCache:
                 raise AssertionError(f"bad sweepgen in refill: {s.describe()} mheap.sweepgen={h.sweepgen}")
             self._flush_span_stats(s, spc)
             h.central[spc].uncacheSpan(s)
+            # s is no longer ours: if cacheSpan fails (out of memory) the
+            # mcache must not keep holding it.
+            self.alloc[spc] = self.emptymspan
         s = h.central[spc].cacheSpan()
         if s.allocCount == s.nelems:
             raise AssertionError(f"span has no free space: {s.describe()}")
