@@ -22,6 +22,7 @@ scheduler the event log hash and the schedule, which replays the run.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -194,12 +195,13 @@ class Runtime:
             for m in self.mutators:
                 self.sched.start_thread(m.name, lambda m=m: self._mutator_main(m))
             self.sched.start_thread("gc", self._collector_main)
-            self._report_progress(t0)
+            stop_progress = self._start_progress(t0)
             try:
                 self.sched.join_all()
             except (Aborted, Exception) as e:  # noqa: BLE001 - every run-ending error is reported
                 res.error = e
             finally:
+                stop_progress()
                 if dog:
                     dog.stop()
             if res.error is None and cfg.heapcheck >= 1:
@@ -211,12 +213,26 @@ class Runtime:
         self._collect(res)
         return res
 
-    def _report_progress(self, t0: float) -> None:
+    def _start_progress(self, t0: float):
+        """Call progress(rt, elapsed) every 0.25 s from a thread of its own (not a
+        managed one: it only reads racy counters) until the returned stop() is
+        called.  The caller goes on to join_all, which is what starts a
+        controlled run and what bounds an aborted one."""
         if self.progress is None:
-            return
-        while self.sched.alive():
-            time.sleep(0.25)
-            self.progress(self, time.monotonic() - t0)
+            return lambda: None
+        stop = threading.Event()
+
+        def report() -> None:
+            while not stop.wait(0.25):
+                self.progress(self, time.monotonic() - t0)
+
+        t = threading.Thread(target=report, name="progress", daemon=True)
+        t.start()
+
+        def stop_progress() -> None:
+            stop.set()
+            t.join()
+        return stop_progress
 
     def _collect(self, res: RunResult) -> None:
         cfg = self.config
