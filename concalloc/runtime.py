@@ -126,6 +126,9 @@ class Runtime:
         self._active = AtomicInt(len(self.mutators))
         self._kick = self.sync.event("gc.kick")
         self._done = False               # set once by the last mutator, read by the collector
+        if not self.mutators:            # --mutators 0: nothing will ever finish and kick
+            self._done = True
+            self._kick.set()
         self._refills = AtomicInt(0)
         self._next_check = AtomicInt(FIRST_CHECK_REFILLS)
         self.nchecks = 0                 # the collector thread only
