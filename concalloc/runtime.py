@@ -95,8 +95,12 @@ def _scheduler_options(cfg: Config) -> dict:
     if cfg.scheduler == "pct":
         return {"depth": cfg.pct_depth, "pct_k": cfg.pct_k}
     if cfg.scheduler == "replay":
-        doc = load_schedule(cfg.replay_file)
-        return {"schedule": doc["schedule"]}
+        try:
+            doc = load_schedule(cfg.replay_file)
+            return {"schedule": doc["schedule"]}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError("replay_file", f"cannot read the schedule {cfg.replay_file!r}: "
+                                             f"{type(e).__name__}: {e}") from None
     return {}
 
 
