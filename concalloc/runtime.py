@@ -22,6 +22,7 @@ scheduler the event log hash and the schedule, which replays the run.
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from dataclasses import dataclass, field
@@ -278,13 +279,17 @@ def replay_command(cfg: Config, cache: bool = True) -> str:
     flags = {"procs": "--procs", "mutators": "--mutators", "workload": "--workload", "steps": "--steps",
              "seconds": "--seconds", "live": "--live", "size": "--size", "scheduler": "--scheduler",
              "seed": "--seed", "noise": "--noise", "pct_depth": "--pct-depth", "pct_k": "--pct-k",
-             "replay_file": "--replay"}
+             "replay_file": "--replay", "reserve_bytes": "--reserve",
+             "switch_interval": "--switch-interval", "hang_seconds": "--hang-seconds"}
     defaults = Config().to_dict()
     for k, flag in flags.items():
         if d[k] is not None and (d[k] != defaults[k] or k in ("scheduler", "seed", "steps")):
-            parts += [flag, str(d[k])]
+            parts += [flag, shlex.quote(str(d[k]))]
     if d["noscan"]:
         parts.append("--noscan")
     if not cache:
         parts += ["--cache", "off"]
+    godebug = [f"{k}={int(d[k])}" for k in ("invalidptr", "lockrank", "heapcheck") if d[k] != defaults[k]]
+    if godebug:
+        parts += ["--godebug", ",".join(godebug)]
     return " ".join(parts)
