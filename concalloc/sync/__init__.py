@@ -1,4 +1,8 @@
-"""The sync layer: atomics, ranked locks, schedulers, parking (see docs/concurrency.md)."""
+"""The sync layer: atomics, ranked locks, schedulers, conditions, events, watchdog.
+
+Each module's top comment states its design; context.SyncContext is where a
+run's primitives are built.
+"""
 
 from .atomic import AtomicCounters, AtomicInt, add_attr, and8, cas_attr, or8, store_attr
 from .context import SyncContext

@@ -7,10 +7,11 @@ and ``unlock`` attributes:
   ``threading.Lock().acquire`` / ``.release``.  Zero overhead, and a thread
   blocked here is not interruptible: only the watchdog sees such a hang.
 * instrumented: closures built by ``_instrumented`` around two small
-  mode adapters, ``fast()`` (try to take it at once) and ``slow()`` (wait
-  for it, report how long and behind how many waiters):
-  - OS: fast is a non-blocking acquire; slow is a timed acquire in a loop
-    that checks the scheduler's abort flag.
+  mode adapters, ``fast(False)`` (try to take it at once) and ``slow()``
+  (wait for it, report how long and behind how many waiters):
+  - OS: fast is the bare lock's own acquire (no Python frame on the
+    uncontended path); slow is a timed acquire in a loop that checks the
+    scheduler's abort flag.
   - controlled: the lock is logical.  ``owner`` (a thread name) is the lock
     state, read and written only by the baton holder; fast is the
     "{name}.lock" yield point followed by a look at ``owner``; slow marks the
@@ -97,7 +98,7 @@ def _instrumented(m: Mutex, ctx, fast, slow, give):
             if held and held[-1][0]._rank >= rank:
                 top = held[-1]
                 raise order_violation(top[0], top[1:], m, entry[1:])
-        waited = None if fast() else slow()
+        waited = None if fast(False) else slow()
         me = m.owner = tls.name
         if stats is not None:
             stats.acquired(me, clock())
@@ -110,7 +111,11 @@ def _instrumented(m: Mutex, ctx, fast, slow, give):
 
     def unlock():
         if check:
-            _forget(tls.held, m)
+            held = tls.held
+            if held and held[-1][0] is m:
+                held.pop()
+            else:
+                _forget(held, m)
         if stats is not None:
             stats.released(clock())
         m.owner = None
@@ -122,9 +127,7 @@ def _instrumented(m: Mutex, ctx, fast, slow, give):
 
 
 def _forget(held: list, m: Mutex) -> None:
-    if held and held[-1][0] is m:
-        held.pop()
-        return
+    """Drop m from the held stack when it is not on top (released out of order)."""
     for i in range(len(held) - 1, -1, -1):
         if held[i][0] is m:
             del held[i]
@@ -137,9 +140,6 @@ def _os_adapters(m: Mutex, sched, rec):
     acquire = lk.acquire
     stats = m.stats
     clock = sched.clock
-
-    def fast():
-        return acquire(False)
 
     def slow():
         if rec is not None:
@@ -155,7 +155,7 @@ def _os_adapters(m: Mutex, sched, rec):
                 stats.waiters.add(-1)
         return clock() - t0, seen
 
-    return fast, slow, lk.release
+    return acquire, slow, lk.release
 
 
 def _controlled_adapters(m: Mutex, sched, rec):
@@ -169,7 +169,7 @@ def _controlled_adapters(m: Mutex, sched, rec):
     def why():
         return f"{m.name}.lock held by {m.owner}"
 
-    def fast():
+    def fast(blocking):
         sched.yield_point(lock_label)
         return m.owner is None
 

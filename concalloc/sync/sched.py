@@ -49,9 +49,9 @@ class Scheduler:
     def __init__(self, seed: int, opts: dict):
         self.seed = seed
         self.opts = dict(opts)
-        self.steps = 0                  # counted scheduling steps (controlled only)
+        self.steps = 0                  # decisions taken (controlled only): baton holder
         self.aborting = False           # set once under _reg_lock; read as a plain load
-        self.recorder = None            # trace.Recorder when events are recorded
+        self.recorder = None            # trace.Recorder, set before the run starts
         self._reg_lock = threading.Lock()
         self._threads: list[threading.Thread] = []   # _reg_lock
         self._error: BaseException | None = None     # _reg_lock (first error wins)
@@ -166,13 +166,17 @@ class OsScheduler(Scheduler):
         super().__init__(seed, {"noise": noise, "switch_interval": switch_interval})
         self.noise = noise
         self.switch_interval = switch_interval
-        self._saved_interval = None     # the starting thread only
+        self._saved_interval = None     # _reg_lock
+        # Rebound (once, by the aborting thread) to one that raises Aborted;
+        # callers read it with a plain attribute load.
         self.yield_point = self._noisy_yield if noise > 0 else _noop
 
     def start_thread(self, name: str, fn) -> None:
-        if self.switch_interval is not None and self._saved_interval is None:
-            self._saved_interval = sys.getswitchinterval()
-            sys.setswitchinterval(self.switch_interval)
+        if self.switch_interval is not None:
+            with self._reg_lock:
+                if self._saved_interval is None:
+                    self._saved_interval = sys.getswitchinterval()
+                    sys.setswitchinterval(self.switch_interval)
         t = threading.Thread(target=self._thread_main, args=(name, fn), name=name, daemon=True)
         self._register(t)
         t.start()
@@ -214,9 +218,10 @@ class OsScheduler(Scheduler):
         try:
             self._wait_threads(timeout)
         finally:
-            if self._saved_interval is not None:
-                sys.setswitchinterval(self._saved_interval)
-                self._saved_interval = None
+            with self._reg_lock:
+                if self._saved_interval is not None:
+                    sys.setswitchinterval(self._saved_interval)
+                    self._saved_interval = None
         self._raise_error()
 
 

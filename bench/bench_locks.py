@@ -1,0 +1,95 @@
+"""Lock benchmarks: the cost of instrumentation and of controlled scheduling.
+
+Figures (ratios are subject median / floor median, both measured in this
+run with repetitions interleaved; raw medians in ns beside them):
+
+    locks.instrumented_ratio   uncontended lock()+unlock() of a mutex with rank
+                               checking and lock statistics on, against a bare
+                               threading.Lock acquire()+release()   target <= 3
+    locks.ranked_ratio         the same with rank checking only
+    locks.plain_ratio          SyncContext(check_ranks=False): must stay ~1
+    locks.controlled_ratio     a two-thread lock workload under the controlled
+                               random scheduler against the same under free OS
+                               threads (whole run, start to join)
+
+Each subject and its floor run the same loop shape: two bound callables per
+iteration, so the loop's own cost is in both.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from concalloc.sync import Rank, SyncContext, make_scheduler
+
+from .common import interleave, median, progress
+
+_now = time.perf_counter_ns
+
+
+def _pair_loop(acquire, release, n: int):
+    def rep() -> float:
+        t0 = _now()
+        for _ in range(n):
+            acquire()
+            release()
+        return (_now() - t0) / n
+    return rep
+
+
+def _mutex(**ctx_opts):
+    return SyncContext(**ctx_opts).mutex("mcentral[12]", Rank.MCENTRAL, "mcentral")
+
+
+def _lock_ratio(reps: int, n: int, **ctx_opts) -> tuple[float, float, float]:
+    lk = threading.Lock()
+    floor = _pair_loop(lk.acquire, lk.release, n)
+    m = _mutex(**ctx_opts)
+    subject = _pair_loop(m.lock, m.unlock, n)
+    fs, ss = interleave(floor, subject, reps)
+    return median(ss) / median(fs), median(fs), median(ss)
+
+
+def _lock_workload(kind: str, seed: int, ops: int) -> float:
+    """Two threads sharing two ranked locks; returns the run's wall time in ns."""
+    sched = make_scheduler(kind, seed)
+    ctx = SyncContext(sched)
+    central = ctx.mutex("mcentral[1]", Rank.MCENTRAL)
+    heap = ctx.mutex("mheap", Rank.MHEAP)
+
+    def body():
+        for i in range(ops):
+            with central:
+                if i % 4 == 0:
+                    with heap:
+                        pass
+            ctx.yield_point("op")
+
+    t0 = _now()
+    sched.start_thread("P0", body)
+    sched.start_thread("P1", body)
+    sched.join_all(timeout=120)
+    return _now() - t0
+
+
+def run(quick: bool = False) -> dict[str, float]:
+    reps, n = (7, 50_000) if quick else (21, 200_000)
+    out: dict[str, float] = {}
+    for key, opts in (("instrumented", {"check_ranks": True, "lock_stats": True}),
+                      ("ranked", {"check_ranks": True}),
+                      ("plain", {"check_ranks": False})):
+        progress(f"locks: {key}")
+        ratio, floor_ns, subject_ns = _lock_ratio(reps, n, **opts)
+        out[f"locks.{key}_ratio"] = ratio
+        out[f"locks.{key}_ns"] = subject_ns
+        out[f"locks.{key}_floor_ns"] = floor_ns
+    progress("locks: controlled vs free")
+    ops = 500 if quick else 2000
+    seeds = iter(range(1_000_000))
+    fs, ss = interleave(lambda: _lock_workload("os", 0, ops),
+                        lambda: _lock_workload("random", next(seeds), ops), 5 if quick else 9)
+    out["locks.controlled_ratio"] = median(ss) / median(fs)
+    out["locks.controlled_run_ms"] = median(ss) / 1e6
+    out["locks.free_run_ms"] = median(fs) / 1e6
+    return out
