@@ -42,6 +42,7 @@ EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 DEFAULT_CONTROLLED_STEPS = 2000
 DEFAULT_SECONDS = 3.0
 FIRST_CHECK_REFILLS = 32
+RUN_THREAD = "run"       # the name of the thread that drives Runtime.run
 
 
 class Hang(RuntimeError):
@@ -191,6 +192,20 @@ class Runtime:
 
     # --- running ---
     def run(self) -> RunResult:
+        # The calling thread takes part in the run: it makes the start
+        # decision and, once the run is over, flushes the mcaches (lock
+        # events).  Its events are recorded under its thread name, which must
+        # not depend on who calls run(): a controlled run's event log is a
+        # function of (config, seed) only.  So it is "run" meanwhile, the name
+        # the scheduler gives that thread's decisions ("run:start").
+        me = threading.current_thread()
+        saved, me.name = me.name, RUN_THREAD
+        try:
+            return self._run()
+        finally:
+            me.name = saved
+
+    def _run(self) -> RunResult:
         cfg = self.config
         res = RunResult(config=cfg.to_dict())
         t0 = time.monotonic()
