@@ -161,6 +161,13 @@ def main(argv=None) -> int:
         print(f"python -m bench: no bench module matches {args.only} (have: {', '.join(names) or 'none'})",
               file=sys.stderr)
         return 2
+    try:
+        load = os.getloadavg()[0]
+        print(f"[bench] 1-minute load average {load:.2f} on {os.cpu_count()} CPUs"
+              f"{' (busy machine: expect noisier figures)' if load >= 1 else ''}",
+              file=sys.stderr, flush=True)
+    except OSError:
+        pass
     figures: dict[str, float] = {}
     errors: dict[str, dict] = {}
     for name in chosen:
