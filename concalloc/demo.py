@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .config import SCHEDULERS, WORKLOADS, Config, parse_bytes
+from .config import SCHEDULERS, WORKLOADS, Config, ConfigError, parse_bytes
 from .report import human_bytes, memstats_table, table
 from .runtime import Runtime
 
@@ -123,6 +123,9 @@ def print_report(res) -> None:
 
 def run_demo(args) -> int:
     cfg = config_from_args(args)
+    if args.save_schedule and not cfg.controlled():
+        raise ConfigError("save_schedule", "only a controlled run has a schedule to save "
+                                           "(use --scheduler random or pct, with --steps)")
     progress = None if args.json else _progress_line
     with Runtime(cfg, cache=args.cache == "on", progress=progress) as rt:
         res = rt.run()
