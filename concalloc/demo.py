@@ -121,11 +121,23 @@ def print_report(res) -> None:
         print(stw_table(res.stw))
 
 
+def _check_writable(path: str, field: str) -> None:
+    """An output file the run writes at its end must be writable before it starts."""
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        raise ConfigError(field, f"cannot write {path!r}: {e.strerror or e}") from None
+
+
 def run_demo(args) -> int:
     cfg = config_from_args(args)
     if args.save_schedule and not cfg.controlled():
         raise ConfigError("save_schedule", "only a controlled run has a schedule to save "
                                            "(use --scheduler random or pct, with --steps)")
+    for path, field in ((args.trace, "trace"), (args.save_schedule, "save_schedule")):
+        if path:
+            _check_writable(path, field)
     progress = None if args.json else _progress_line
     with Runtime(cfg, cache=args.cache == "on", progress=progress) as rt:
         res = rt.run()
