@@ -47,6 +47,9 @@ class Mutator:
         self._world = rt.world
         self._sched = rt.sched
         self._yield = rt.sync.yield_point
+        # A stopped OS run rebinds the context's yield point to one that raises
+        # Aborted; follow it, or a mutator that only loads and stores never unwinds.
+        self._sched.add_abort_hook(self._rebind_yield)
         self._malloc = mallocgc if rt.cache else rt.malloc_nocache
         self._mem = rt.heap.memory
         self._wb = rt.write_barrier     # None: no barrier installed
@@ -57,6 +60,9 @@ class Mutator:
         if rec:
             self.alloc = self._alloc_recorded
             self._rec = rec
+
+    def _rebind_yield(self) -> None:
+        self._yield = self.rt.sync.yield_point
 
     # --- bounds ---
     def running(self) -> bool:
