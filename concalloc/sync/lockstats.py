@@ -2,7 +2,8 @@
 
 One LockStats per instrumented mutex.  Everything but the waiter count is
 updated by the thread that holds the measured lock, while it holds it (on
-acquisition and just before release), so the lock itself is their
+acquisition and just before release, inline in mutex._instrumented, the hot
+path; waited() for the contended case), so the lock itself is their
 protection; the number of threads currently waiting is an AtomicInt because
 waiters change it without holding the lock.  Times are in the context's
 clock unit: nanoseconds (time.perf_counter_ns) under the OS scheduler,
@@ -41,15 +42,6 @@ class LockStats:
         # Threads waiting right now: atomic (waiters change it without the lock).
         self.waiters = AtomicInt(0)
 
-    def acquired(self, owner: str, now: int) -> None:
-        """Uncontended acquisition by `owner` (holder only)."""
-        self.acquisitions += 1
-        if owner != self.last_owner:
-            if self.last_owner is not None:
-                self.owner_switches += 1
-            self.last_owner = owner
-        self.acquired_at = now
-
     def waited(self, wait: int, waiters_seen: int) -> None:
         """The acquisition just recorded had to wait `wait` (holder only)."""
         self.contended += 1
@@ -59,13 +51,6 @@ class LockStats:
         self.wait_hist[wait.bit_length()] += 1
         if waiters_seen > self.max_waiters:
             self.max_waiters = waiters_seen
-
-    def released(self, now: int) -> None:
-        """Called by the holder just before it releases the lock."""
-        hold = now - self.acquired_at
-        self.hold_total += hold
-        if hold > self.hold_max:
-            self.hold_max = hold
 
     def as_dict(self) -> dict:
         return {

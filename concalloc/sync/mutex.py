@@ -100,10 +100,15 @@ def _instrumented(m: Mutex, ctx, fast, slow, give):
                 raise order_violation(top[0], top[1:], m, entry[1:])
         waited = None if fast(False) else slow()
         me = m.owner = tls.name
-        if stats is not None:
-            stats.acquired(me, clock())
+        if stats is not None:       # inline: this is the hot path of lock_stats=True
+            stats.acquisitions += 1
+            if me != stats.last_owner:
+                if stats.last_owner is not None:
+                    stats.owner_switches += 1
+                stats.last_owner = me
             if waited is not None:
                 stats.waited(*waited)
+            stats.acquired_at = clock()
         if check:
             held.append(entry)
         if rec is not None:
@@ -117,7 +122,10 @@ def _instrumented(m: Mutex, ctx, fast, slow, give):
             else:
                 _forget(held, m)
         if stats is not None:
-            stats.released(clock())
+            hold = clock() - stats.acquired_at
+            stats.hold_total += hold
+            if hold > stats.hold_max:
+                stats.hold_max = hold
         m.owner = None
         if rec is not None:
             rec.emit("lock_release", lock=name)
