@@ -79,23 +79,22 @@ class Recorder:
             self._buffers.append((threading.current_thread().name, buf))
         return buf
 
-    def _snapshot(self) -> list[tuple[str, list]]:
+    def _collect(self, thread: str | None = None) -> list[Event]:
         with self._lock:
-            return [(name, list(buf)) for name, buf in self._buffers]
+            buffers = [(name, list(buf)) for name, buf in self._buffers
+                       if thread is None or name == thread]
+        return [Event(seq, t, name, i, kind, fields)
+                for name, buf in buffers
+                for i, (seq, t, kind, fields) in enumerate(buf)]
 
     def events(self) -> list[Event]:
         """The merged log in its deterministic order."""
-        out = [Event(seq, t, name, i, kind, fields)
-               for name, buf in self._snapshot()
-               for i, (seq, t, kind, fields) in enumerate(buf)]
+        out = self._collect()
         out.sort(key=lambda e: (e.seq, e.thread, e.index))
         return out
 
     def last_events(self, thread: str, n: int = 20) -> list[Event]:
-        mine = [Event(seq, t, name, i, kind, fields)
-                for name, buf in self._snapshot() if name == thread
-                for i, (seq, t, kind, fields) in enumerate(buf)]
-        return mine[-n:]
+        return self._collect(thread)[-n:]
 
     def event_log_hash(self) -> str:
         """sha256 of the merged log without wall times (and without seq when it is wall time)."""

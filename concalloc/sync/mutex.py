@@ -31,7 +31,6 @@ import threading
 from .errors import Aborted, LockRankViolation
 from .lockrank import Rank, order_violation
 from .lockstats import LockStats
-from .sched import POLL
 
 _getframe = sys._getframe
 
@@ -143,11 +142,10 @@ def _forget(held: list, m: Mutex) -> None:
     raise LockRankViolation(f"unlock of {m.name}, which this thread does not hold")
 
 
-def _os_adapters(m: Mutex, sched, rec):
-    lk = threading.Lock()
-    acquire = lk.acquire
+def _contended(m: Mutex, rec, clock, wait):
+    """slow(): run wait() (returns once the lock is ours) counted as a waiter;
+    returns (time waited, waiters seen including this one)."""
     stats = m.stats
-    clock = sched.clock
 
     def slow():
         if rec is not None:
@@ -155,21 +153,29 @@ def _os_adapters(m: Mutex, sched, rec):
         t0 = clock()
         seen = stats.waiters.add(1) if stats is not None else 0
         try:
-            while not acquire(True, POLL):
-                if sched.aborting:
-                    raise Aborted
+            wait()
         finally:
             if stats is not None:
                 stats.waiters.add(-1)
         return clock() - t0, seen
 
-    return acquire, slow, lk.release
+    return slow
+
+
+def _os_adapters(m: Mutex, sched, rec):
+    lk = threading.Lock()
+    acquire = lk.acquire
+
+    def wait():
+        sched.wait_interruptibly(lambda seconds: acquire(True, seconds))
+
+    return acquire, _contended(m, rec, sched.clock, wait), lk.release
 
 
 def _controlled_adapters(m: Mutex, sched, rec):
-    stats = m.stats
     lock_label = f"{m.name}.lock"
     wait_label = f"wait {m.name}.lock"
+    unlock_label = f"{m.name}.unlock"
 
     def free():
         return m.owner is None
@@ -181,22 +187,11 @@ def _controlled_adapters(m: Mutex, sched, rec):
         sched.yield_point(lock_label)
         return m.owner is None
 
-    def slow():
-        if rec is not None:
-            rec.emit("lock_wait", lock=m.name)
-        t0 = sched.steps
-        seen = stats.waiters.add(1) if stats is not None else 0
-        try:
-            while m.owner is not None:
-                sched.block(wait_label, free, why)
-        finally:
-            if stats is not None:
-                stats.waiters.add(-1)
-        return sched.steps - t0, seen
-
-    unlock_label = f"{m.name}.unlock"
+    def wait():
+        while m.owner is not None:
+            sched.block(wait_label, free, why)
 
     def give():
         sched.yield_point(unlock_label)
 
-    return fast, slow, give
+    return fast, _contended(m, rec, sched.clock, wait), give

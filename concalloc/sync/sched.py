@@ -205,14 +205,27 @@ class OsScheduler(Scheduler):
         # that only compute see it at their next yield point.
         self.yield_point = _raise_aborted
 
+    def wait_interruptibly(self, wait, timeout: float | None = None) -> bool:
+        """Call wait(seconds) -- a timed wait returning True once done -- in POLL
+        slices until it succeeds (True), `timeout` passes (False) or the run is
+        stopped (raises Aborted).  Every blocking wait of the OS mode goes here."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        slice_ = POLL if timeout is None else min(POLL, timeout)
+        while not wait(slice_):
+            if self.aborting:
+                raise Aborted
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                slice_ = min(POLL, left)
+        return True
+
     def join(self, name: str) -> None:
         with self._reg_lock:
             target = [t for t in self._threads if t.name == name]
         for t in target:
-            while t.is_alive():
-                if self.aborting:
-                    raise Aborted
-                t.join(POLL)
+            self.wait_interruptibly(lambda s, t=t: t.join(s) or not t.is_alive())
 
     def join_all(self, timeout: float | None = None) -> None:
         try:

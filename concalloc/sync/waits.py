@@ -18,10 +18,7 @@ no wall time may enter a controlled run.
 from __future__ import annotations
 
 import threading
-import time
 
-from .errors import Aborted
-from .sched import POLL
 
 
 class Cond:
@@ -56,10 +53,7 @@ class Cond:
             self._wake(token)
 
     def _park_os(self, token) -> None:
-        sched = self._sched
-        while not token.acquire(True, POLL):
-            if sched.aborting:
-                raise Aborted
+        self._sched.wait_interruptibly(lambda seconds: token.acquire(True, seconds))
 
     def _park_controlled(self, token) -> None:
         name = self.name
@@ -104,18 +98,7 @@ class _OsEvent(Event):
         self.is_set = self._ev.is_set
 
     def wait(self, timeout: float | None = None) -> bool:
-        ev, sched = self._ev, self._sched
-        deadline = None if timeout is None else time.monotonic() + timeout
-        slice_ = POLL
-        while not ev.wait(slice_):
-            if sched.aborting:
-                raise Aborted
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                slice_ = min(POLL, left)
-        return True
+        return self._sched.wait_interruptibly(self._ev.wait, timeout)
 
 
 class _ControlledEvent(Event):
