@@ -71,6 +71,10 @@ class Scheduler:
         """Wait, from a managed thread, until thread `name` has finished."""
         raise NotImplementedError
 
+    def join_all(self, timeout: float | None = None) -> None:
+        """Wait for every managed thread; raise the run-ending error if there was one."""
+        raise NotImplementedError
+
     def current_name(self) -> str:
         w = self._tls.worker
         return w.name if w is not None else threading.current_thread().name
