@@ -39,7 +39,8 @@ def _build(m, node, depth: int, slot: int) -> int:
     m.write_word(x, 2, depth)
     if depth > 0 and m.running():
         m.store(x, 0, _build(m, node, depth - 1, slot + 1))
-        m.store(x, 1, _build(m, node, depth - 1, slot + 1))
+        if m.running():      # the left subtree may have used the last steps
+            m.store(x, 1, _build(m, node, depth - 1, slot + 1))
         m.clear_slot(slot + 1)
     return x
 
