@@ -137,7 +137,8 @@ def _steady(reps: int, n: int, keep_every: int = 4, warmup: int = 6) -> dict[str
     sets the survivors' mark bits (that is the collector's marking, not the
     allocator's work; its time is measured and subtracted).  Per-op time is
     the round's time divided by n, so refill and sweep cost are amortized over
-    the allocations."""
+    the allocations.  The floor is the same step loop, long enough to last as
+    long as a subject round."""
     keep = _keep_pattern(keep_every)
     h = Heap(reserve_bytes=RESERVE)
     try:
@@ -164,15 +165,22 @@ def _steady(reps: int, n: int, keep_every: int = 4, warmup: int = 6) -> dict[str
             return (t2 - t0 - mark_ns[0]) / n
 
         fl = CtzFloor()
+        nfloor = [n]
 
-        def floor(step=fl.step, r=range(n), pc=_pc) -> float:
+        def floor(step=fl.step, pc=_pc) -> float:
+            k = nfloor[0]
             t0 = pc()
-            for _ in r:
+            for _ in range(k):
                 step()
-            return (pc() - t0) / n
+            return (pc() - t0) / k
 
-        for _ in range(warmup):
-            subject()
+        warm = [subject() for _ in range(warmup)]
+        # A subject round lasts ~10x a floor round of n steps.  On a shared
+        # machine a round longer than a scheduler time slice is almost always
+        # preempted and a short one mostly not, which would inflate only the
+        # subject's median; so the floor runs as many steps as fill a round
+        # of the same wall time (still ns per step).
+        nfloor[0] = max(n, round(n * median(warm[warmup // 2:]) / min(floor() for _ in range(3))))
         del sweep_ns[:]
         fs, ss = interleave(floor, subject, reps)
         h.verify()   # the bench's marking kept every allocator invariant
