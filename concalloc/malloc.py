@@ -136,8 +136,17 @@ def _tiny_block(c) -> int:
     return x
 
 
+def _central_alloc(c, spc: int) -> int:
+    """An object from mcentral[spc] under its lock; growing the span list is
+    this path's slow path, where Go would test the GC trigger."""
+    x, grew = c.heap.central[spc].allocObject()
+    if grew:
+        _after_refill(c)
+    return x
+
+
 def _tiny_block_nocache(c) -> int:
-    return c.heap.central[TINY_SPAN_CLASS].allocObject()
+    return _central_alloc(c, TINY_SPAN_CLASS)
 
 
 def _large(c, size: int, typ, needzero: bool) -> int:
@@ -171,19 +180,20 @@ def mallocgc_nocache(c, size, typ=None, needzero: bool = True) -> int:
     """mallocgc with the per-P cache turned off: every small object is taken
     from its mcentral under the mcentral's lock (tiny blocks included; the
     sub-allocation inside the current tiny block stays lock-free)."""
-    if not (0 < size <= MAX_SMALL_SIZE) or (typ is not None and not _type_noscan(typ)
-                                            and size % typ.size):
-        return _mallocgc_general(c, size, typ, needzero)
+    if typ is not None and _type_noscan(typ) and isinstance(size, int) and size > 0 and not size % typ.size:
+        typ = None
+    if not (0 < size <= MAX_SMALL_SIZE) or (typ is not None and size % typ.size):
+        return _mallocgc_general(c, size, typ, needzero)  # validation errors and large objects
     h = c.heap
-    if typ is None or typ.noscan:
+    if typ is None:
         if size < TINY_SIZE:
             return _tiny(c, size, _tiny_block_nocache)
-        x = h.central[_SMALL_SPC_NOSCAN[size]].allocObject()
+        x = _central_alloc(c, _SMALL_SPC_NOSCAN[size])
         s = h.spanOf(x)
         if needzero and s.needzero:
             h.sysmem.memclr(x, s.elemsize)
         return x
-    x = h.central[_SMALL_SPC_SCAN[size]].allocObject()
+    x = _central_alloc(c, _SMALL_SPC_SCAN[size])
     s = h.spanOf(x)
     if s.needzero:
         h.sysmem.memclr(x, s.elemsize)

@@ -149,36 +149,42 @@ class MCentral:
         h.freeSpan(s)
         return True
 
-    def allocObject(self) -> int:
+    def allocObject(self) -> tuple[int, bool]:
         """One object straight from the central lists, under the lock: the
         allocator with its per-P cache turned off (the contention experiment's
-        baseline).  Spans stay on the lists; a span that fills moves to empty.
-        Sweeping and growing happen under the lock (both rank above it)."""
+        baseline).  Returns (address, grew).  Spans stay on the lists; a span
+        that fills moves to empty.  Sweeping and growing happen under the lock
+        (both rank above it)."""
         from .gc.sweep import sweep_span
         h = self.heap
         with self.lock:
             sg = h.sweepgen
-            for s in self.nonempty:
+            full, x = [], 0
+            for s in self.nonempty:        # no list changes while iterating: moves wait in `full`
                 if s.sweepgen == sg - 2 and cas_attr(s, "sweepgen", sg - 2, sg - 1):
                     sweep_span(h, s, preserve=True)
                 elif s.sweepgen != sg:
                     continue  # being swept by someone else
                 x = self._take_slot(s)
+                if not x or s.allocCount == s.nelems:
+                    full.append(s)
                 if x:
-                    return x
+                    break
+            for s in full:
+                self.nonempty.move_to_back(s, self.empty)
+            if x:
+                return x, False
             s = self.grow()
-            self.nonempty.insert(s)
-            return self._take_slot(s)
+            x = self._take_slot(s)
+            (self.empty if s.allocCount == s.nelems else self.nonempty).insert(s)
+            return x, True
 
     def _take_slot(self, s) -> int:
-        """Allocate s's next free slot or move it to empty (lock held); 0 if full."""
+        """Allocate s's next free slot (lock held); 0 if it is full."""
         idx = s.nextFreeIndex()
         if idx == s.nelems:
-            self.nonempty.move_to_back(s, self.empty)
             return 0
         s.allocCount += 1
-        if s.allocCount == s.nelems:
-            self.nonempty.move_to_back(s, self.empty)
         h = self.heap
         h.stats.add_small_alloc(self.spanclass >> 1, 1)
         h.gcController.update(s.elemsize)

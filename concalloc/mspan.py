@@ -69,7 +69,9 @@ class MSpanList:
         dst.insert(s)
 
     def __iter__(self):
-        return iter(list(self._d))
+        """Front to back.  The list must not change while the iteration goes
+        on: callers that move a span stop iterating right after the move."""
+        return iter(self._d)
 
     def __len__(self) -> int:
         return len(self._d)
