@@ -215,9 +215,12 @@ class Runtime:
                            lambda report: self.sched.abort(Hang(report)),
                            mutexes=self.sync.all_mutexes).start()
         with replay_context(replay_command(cfg, self.cache)):
+            # The collector first: under free threads a mutator runs as soon as
+            # it is started, and a kick the collector is not yet there to take
+            # is only seen after the mutators are done (so no check at all).
+            self.sched.start_thread("gc", self._collector_main)
             for m in self.mutators:
                 self.sched.start_thread(m.name, lambda m=m: self._mutator_main(m))
-            self.sched.start_thread("gc", self._collector_main)
             stop_progress = self._start_progress(t0)
             try:
                 self.sched.join_all()
