@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .mspan import make_emptymspan
 from .sizeclasses import NUM_SPAN_CLASSES, TINY_SPAN_CLASS
+from .check.violation import throw
 
 
 class MCache:
@@ -39,16 +40,16 @@ class MCache:
         freeIndex = s.nextFreeIndex()
         if freeIndex == s.nelems:
             if s.allocCount != s.nelems:
-                raise AssertionError(f"s.allocCount != s.nelems && freeIndex == s.nelems: {s.describe()}")
+                throw("mcache", f"s.allocCount != s.nelems && freeIndex == s.nelems: {s.describe()}")
             self.refill(spc)
             refilled = True
             s = self.alloc[spc]
             freeIndex = s.nextFreeIndex()
         if freeIndex >= s.nelems:
-            raise AssertionError(f"freeIndex is not valid: {freeIndex} of {s.describe()}")
+            throw("mcache", f"freeIndex is not valid: {freeIndex} of {s.describe()}")
         s.allocCount += 1
         if s.allocCount > s.nelems:
-            raise AssertionError(f"s.allocCount > s.nelems: {s.describe()}")
+            throw("mcache", f"s.allocCount > s.nelems: {s.describe()}")
         return s.startAddr + freeIndex * s.elemsize, s, refilled
 
     def refill(self, spc: int) -> None:
@@ -56,10 +57,10 @@ class MCache:
         h = self.heap
         s = self.alloc[spc]
         if s.allocCount != s.nelems:
-            raise AssertionError(f"refill of span with free space remaining: {s.describe()}")
+            throw("mcache", f"refill of span with free space remaining: {s.describe()}")
         if s is not self.emptymspan:
             if s.sweepgen != h.sweepgen + 3:
-                raise AssertionError(f"bad sweepgen in refill: {s.describe()} mheap.sweepgen={h.sweepgen}")
+                throw("mcache", f"bad sweepgen in refill: {s.describe()} mheap.sweepgen={h.sweepgen}")
             self._flush_span_stats(s, spc)
             h.central[spc].uncacheSpan(s)
             # s is no longer ours: if cacheSpan fails (out of memory) the
@@ -67,7 +68,7 @@ class MCache:
             self.alloc[spc] = self.emptymspan
         s = h.central[spc].cacheSpan()
         if s.allocCount == s.nelems:
-            raise AssertionError(f"span has no free space: {s.describe()}")
+            throw("mcache", f"span has no free space: {s.describe()}")
         s.sweepgen = h.sweepgen + 3   # swept, then cached: the P owns it now
         s.allocCountBeforeCache = s.allocCount
         s.cachedBy = self.pid
@@ -113,7 +114,7 @@ class MCache:
         if self.flushGen == sg:
             return
         if self.flushGen != sg - 2:
-            raise AssertionError(f"bad flushGen {self.flushGen} in prepareForSweep; sweepgen {sg}")
+            throw("mcache", f"bad flushGen {self.flushGen} in prepareForSweep; sweepgen {sg}")
         self.releaseAll()
         self.flushGen = sg
 

@@ -27,6 +27,7 @@ from .mspan import MSpanList
 from .sizeclasses import class_to_allocnpages
 from .sync import AtomicInt, Rank, cas_attr, store_attr
 from .sysmem import PAGE_SHIFT
+from .check.violation import throw
 
 
 class MCentral:
@@ -99,7 +100,7 @@ class MCentral:
         h = self.heap
         n = s.nelems - s.allocCount
         if n == 0 or s.allocCount > s.nelems:
-            raise AssertionError(f"span has no free objects: {s.describe()}")
+            throw("mcentral", f"span has no free objects: {s.describe()}")
         self.nmalloc.add(n)
         h.gcController.update((s.npages << PAGE_SHIFT) - s.allocCount * s.elemsize)
         whichByte = (s.freeindex >> 6) << 3
@@ -134,7 +135,7 @@ class MCentral:
         h = self.heap
         sg = h.sweepgen
         if s.sweepgen in (sg + 1, sg + 3):
-            raise AssertionError(f"freeSpan given cached span: {s.describe()}")
+            throw("mcentral", f"freeSpan given cached span: {s.describe()}")
         s.needzero = 1
         if preserve:
             store_attr(s, "sweepgen", sg)  # the caller keeps it

@@ -21,6 +21,7 @@ single stores and callers check the span's state and bounds.
 
 from __future__ import annotations
 
+from .check.violation import throw
 from .mcentral import MCentral
 from .mspan import MSPAN_DEAD, MSPAN_IN_USE, MSpan
 from .mstats import HeapStats
@@ -171,7 +172,7 @@ class MHeap:
                 self.grow(npages)
                 i, scav = self.pages.alloc(npages)
                 if i < 0:
-                    raise AssertionError("grew heap, but no adequate free space found")
+                    throw("mheap", "grew heap, but no adequate free space found")
             base = ARENA_BASE + (i << PAGE_SHIFT)
             nbytes = npages << PAGE_SHIFT
             s = MSpan()
@@ -195,7 +196,7 @@ class MHeap:
 
     def freeSpanLocked(self, s: MSpan) -> None:
         if s.state != MSPAN_IN_USE or s.allocCount != 0 or s.sweepgen != self.sweepgen:
-            raise AssertionError(
+            throw("mheap", 
                 f"mheap.freeSpanLocked - span {s.startAddr:#x} allocCount {s.allocCount} "
                 f"sweepgen {s.sweepgen}/{self.sweepgen}: mheap.freeSpanLocked - invalid free")
         nbytes = s.npages << PAGE_SHIFT

@@ -28,6 +28,7 @@ from array import array
 from .sizeclasses import class_to_divmagic, class_to_size
 from .sysmem import PAGE_SHIFT
 from .sync import or8
+from .check.violation import throw
 
 MSPAN_DEAD = 0
 MSPAN_IN_USE = 1
@@ -52,7 +53,7 @@ class MSpanList:
 
     def insert(self, s: "MSpan") -> None:
         if s.list is not None:
-            raise AssertionError(f"mSpanList.insert: span {s.startAddr:#x} already on list {s.list.name}")
+            throw("mspan.list", f"mSpanList.insert: span {s.startAddr:#x} already on list {s.list.name}")
         self._d[s] = None
         s.list = self
 
@@ -60,7 +61,7 @@ class MSpanList:
 
     def remove(self, s: "MSpan") -> None:
         if s.list is not self:
-            raise AssertionError(f"mSpanList.remove: span {s.startAddr:#x} not on list {self.name}")
+            throw("mspan.list", f"mSpanList.remove: span {s.startAddr:#x} not on list {self.name}")
         del self._d[s]
         s.list = None
 

@@ -78,5 +78,10 @@ class Violation(AssertionError):
         return (_rebuild, (self.invariant, self.message, self.replay))
 
 
+def throw(invariant: str, message: str, span=None, address: int | None = None):
+    """Go's throw() for a broken runtime invariant: raise it as a Violation."""
+    raise Violation(invariant, message, span=span, address=address)
+
+
 def _rebuild(invariant, message, replay):
     return Violation(invariant, message, replay=replay)

@@ -14,12 +14,16 @@ h-2 -> h-1 that gives a sweeper ownership), sweepone and finish_sweep.
 
 from __future__ import annotations
 
+from ..check.violation import Violation
 from ..mspan import MSPAN_IN_USE, new_gcbits
 from ..sync import cas_attr, store_attr
 
 
-class SweepError(AssertionError):
+class SweepError(Violation):
     """A sweep invariant Go throws on."""
+
+    def __init__(self, message: str, span=None):
+        super().__init__("sweep", message, span=span)
 
 
 def try_acquire(h, s) -> bool:
