@@ -56,9 +56,7 @@ def add_run_arguments(p, grid: bool = False) -> None:
 
 
 def config_from_args(args) -> Config:
-    if getattr(args, "replay", None):
-        return _replay_config(args.replay)
-    scheduler = args.scheduler
+    scheduler = "replay" if args.replay else args.scheduler
     cfg = Config(procs=args.procs, mutators=args.mutators, reserve_bytes=parse_bytes(args.reserve, "reserve"),
                  workload=args.workload, steps=args.steps, seconds=args.seconds, live=args.live,
                  size=args.size, noscan=args.noscan, scheduler=scheduler, seed=args.seed,
@@ -66,19 +64,6 @@ def config_from_args(args) -> Config:
                  pct_k=args.pct_k, replay_file=args.replay, hang_seconds=args.hang_seconds,
                  lock_stats=not args.no_lock_stats, trace=args.trace)
     return Config.from_godebug(args.godebug, cfg) if args.godebug else cfg
-
-
-def _replay_config(path: str) -> Config:
-    """A replay runs the saved run's own configuration under the replay scheduler."""
-    from .sync import load_schedule
-    try:
-        doc = load_schedule(path)
-        saved = dict(doc["config"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError("replay", f"cannot read schedule file {path!r}: {e}") from None
-    saved.update(scheduler="replay", replay_file=path, trace=None)
-    known = {f for f in Config().to_dict()}
-    return Config(**{k: v for k, v in saved.items() if k in known})
 
 
 def _progress_line(rt, elapsed: float) -> None:
