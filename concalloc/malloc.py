@@ -25,7 +25,7 @@ ZEROBASE = 0xC000000000 - 8
 
 def mallocgc(c, size, typ=None, needzero: bool = True) -> int:
     """Allocate size bytes (of type typ, or pointer-free bytes) on c's P."""
-    if 0 < size <= MAX_SMALL_SIZE and typ is None:
+    if size.__class__ is int and 0 < size <= MAX_SMALL_SIZE and typ is None:
         if size >= TINY_SIZE:
             spc = _SMALL_SPC_NOSCAN[size]
             s = c.alloc[spc]
@@ -52,6 +52,7 @@ def mallocgc(c, size, typ=None, needzero: bool = True) -> int:
 def _mallocgc_general(c, size, typ, needzero: bool) -> int:
     if not isinstance(size, int) or isinstance(size, bool):
         raise TypeError(f"mallocgc: size must be an int, got {type(size).__name__}")
+    size = int(size)  # an int subclass would miss mallocgc's fast path forever
     if size < 0:
         raise ValueError(f"mallocgc: negative size {size}")
     if size == 0:
