@@ -15,6 +15,7 @@ a None test on the slow paths only.
 
 from __future__ import annotations
 
+from .memory import Type
 from .sizeclasses import _SMALL_SPC_NOSCAN, _SMALL_SPC_SCAN, MAX_SMALL_SIZE, TINY_SIZE, TINY_SPAN_CLASS
 from .sysmem import PAGE_SHIFT, PAGE_SIZE
 
@@ -71,10 +72,9 @@ def _mallocgc_general(c, size, typ, needzero: bool) -> int:
 
 
 def _type_noscan(typ) -> bool:
-    try:
-        return typ.noscan
-    except AttributeError:
-        raise TypeError(f"mallocgc: unknown type {typ!r} (want a concalloc.memory.Type)") from None
+    if not isinstance(typ, Type):
+        raise TypeError(f"mallocgc: unknown type {typ!r} (want a concalloc.memory.Type)")
+    return typ.noscan
 
 
 def _small_slow(c, spc: int, needzero: bool) -> int:
