@@ -74,6 +74,9 @@ class MCache:
         s.cachedBy = self.pid
         self.alloc[spc] = s
         self.nrefill += 1
+        if self.scanAlloc:  # Go flushes scanAlloc with refill's heapLive update
+            h.gcController.update(0, self.scanAlloc)
+            self.scanAlloc = 0
         rec = h.sync.events
         if rec:
             rec.emit("refill", spanclass=spc, span=s.startAddr)
