@@ -425,3 +425,33 @@ def test_first_fit_across_growth(heaps):
     x = h.malloc(2 << 20)
     assert x == a                         # back into the hole at the bottom
     h.verify()
+
+
+# ---------------------------------------------------------------- heapScan
+
+T32 = ptr_type(4, name="alloc_ptr4")   # 32 bytes: class 4, 256 slots per span
+
+
+def heap_scan(h) -> int:
+    return h.mheap.gcController.heapScan.load()
+
+
+def test_heapscan_flushed_at_refill(heap):
+    """mcache.refill hands scanAlloc to gcController.update with the span's
+    heapLive delta and clears it (Go 1.19 mcache.refill)."""
+    for _ in range(256):
+        heap.malloc(32, T32)
+    assert heap_scan(heap) == 0                    # still in the mcache's scanAlloc
+    heap.malloc(32, T32)                           # refill: the 256 objects' bytes are flushed
+    assert heap_scan(heap) == 256 * 32
+    assert heap.mcaches[0].scanAlloc == 32
+    heap.mcaches[0].releaseAll()
+    assert heap_scan(heap) == 257 * 32 and heap.mcaches[0].scanAlloc == 0
+
+
+def test_heapscan_noscan_adds_nothing(heap):
+    for _ in range(300):
+        heap.malloc(32)
+    heap.malloc(5)
+    heap.flush_mcaches()
+    assert heap_scan(heap) == 0
