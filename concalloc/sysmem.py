@@ -49,13 +49,18 @@ class SysMem:
         self.reserve_bytes = reserve_bytes
         self.base = ARENA_BASE
         self.end = ARENA_BASE + reserve_bytes
-        self._mm = mmap.mmap(-1, reserve_bytes,
+        # One pad page past the reservation gets different VMA flags
+        # (MADV_DONTFORK), so the kernel never merges this mapping with a
+        # neighbouring one made the same way (another Heap's): rss() reads
+        # this mapping's own VMA in /proc/self/smaps.
+        self._mm = mmap.mmap(-1, reserve_bytes + PHYS_PAGE_SIZE,
                              flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_NORESERVE,
                              prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self._mm.madvise(mmap.MADV_DONTFORK, reserve_bytes, PHYS_PAGE_SIZE)
         self._cbuf = ctypes.c_char.from_buffer(self._mm)
         self.host_addr = ctypes.addressof(self._cbuf)
         # words[i] is the 8-byte word at model address base + 8*i.
-        self.words = memoryview(self._mm).cast("Q")
+        self.words = memoryview(self._mm)[:reserve_bytes].cast("Q")
         self.state = AtomicCounters("reserved", "prepared", "ready")
         self.state.add(reserved=reserve_bytes)
 
