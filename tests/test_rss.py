@@ -108,3 +108,30 @@ def test_allocation_bigger_than_reservation(heaps):
     with pytest.raises(OutOfMemory, match="out of memory"):
         h.malloc(64 * MiB)                   # no longer fits after it
     h.verify()
+
+
+def _touch(h, x, n):
+    for off in range(0, n, mmap.PAGESIZE):
+        h.memory.store(x + off, 1)
+
+
+def test_rss_is_per_heap_with_several_heaps_alive(heaps):
+    """Adjacent anonymous mappings with the same flags can share one kernel
+    VMA; each heap's rss() must still count its own pages only."""
+    a, b, c = (Heap(reserve_bytes=1 << 30) for _ in range(3))
+    heaps.extend([a, b, c])
+    _touch(a, a.malloc(8 * MiB), 8 * MiB)
+    _touch(b, b.malloc(24 * MiB), 24 * MiB)
+    ra, rb, rc = a.rss(), b.rss(), c.rss()
+    assert 8 * MiB <= ra < 16 * MiB, ra
+    assert 24 * MiB <= rb < 32 * MiB, rb
+    assert rc < 4 * MiB, rc
+
+
+def test_reading_untouched_memory_is_not_resident(heaps):
+    h = Heap(reserve_bytes=1 << 30)
+    heaps.append(h)
+    x = h.malloc(16 * MiB)
+    for off in range(0, 16 * MiB, mmap.PAGESIZE):
+        assert h.memory.load(x + off) == 0      # maps the shared zero page, nothing more
+    assert h.rss() < 4 * MiB
