@@ -16,7 +16,6 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
@@ -46,6 +45,8 @@ class Obj:
     tiny: bool
     ptr_offsets: tuple       # byte offsets of pointer words
     data: bytes              # what the object must hold
+    seq: int                 # allocation number: the model's key (never id(), which
+                             # differs between runs and makes draws unreproducible)
 
 
 def _pattern(seq: int, size: int) -> bytes:
@@ -60,7 +61,7 @@ class HeapModel(RuleBasedStateMachine):
         super().__init__()
         self.h = Heap(reserve_bytes=1 << 30, nprocs=NPROCS)
         self.m = self.h.mheap
-        self.live: dict[int, Obj] = {}     # id -> object the program holds
+        self.live: dict[int, Obj] = {}     # seq -> object the program holds
         self.ghosts: dict[int, Obj] = {}   # dropped, maybe still allocated (not yet swept away)
         self.seq = 0
 
@@ -98,8 +99,8 @@ class HeapModel(RuleBasedStateMachine):
                 words[off // 8] = targets[(self.seq + i) % len(targets)]
             data = bytearray(words.tobytes())
         self.m.sysmem.write_bytes(x, bytes(data))
-        o = Obj(x, size, typ, tiny, ptrs, bytes(data))
-        self.live[id(o)] = o
+        o = Obj(x, size, typ, tiny, ptrs, bytes(data), self.seq)
+        self.live[o.seq] = o
         return o
 
     def _check_no_overlap(self, x, size, s, tiny):
@@ -157,10 +158,10 @@ class HeapModel(RuleBasedStateMachine):
     # ------------------------------------------------------------ mutation rules
     @rule(o=objs, data=st.data())
     def write_pointer(self, o, data):
-        if o is None or id(o) not in self.live or not o.ptr_offsets:
+        if o is None or o.seq not in self.live or not o.ptr_offsets:
             return
         off = data.draw(st.sampled_from(o.ptr_offsets))
-        target = data.draw(st.sampled_from(sorted(self.live))) if self.live else None
+        target = data.draw(st.sampled_from(list(self.live))) if self.live else None
         val = self.live[target].addr + data.draw(st.integers(0, 7)) if target is not None else 0
         self.h.memory.store(o.addr + off, val)
         b = bytearray(o.data)
@@ -169,13 +170,13 @@ class HeapModel(RuleBasedStateMachine):
 
     @rule(o=consumes(objs))
     def drop(self, o):
-        if o is None or id(o) not in self.live:
+        if o is None or o.seq not in self.live:
             return
-        self.ghosts[id(o)] = self.live.pop(id(o))
+        self.ghosts[o.seq] = self.live.pop(o.seq)
 
     @rule(data=st.data())
     def drop_some(self, data):
-        for k in sorted(self.live):
+        for k in list(self.live):
             if data.draw(st.booleans()):
                 self.ghosts[k] = self.live.pop(k)
 
@@ -205,7 +206,7 @@ class HeapModel(RuleBasedStateMachine):
         assert set(self.m.allspans) == set(keep), "a span with no marked object survived, or a marked one was freed"
         for s, idxs in keep.items():
             assert set(s.allocated_indices()) == idxs and s.allocCount == len(idxs)
-        self.ghosts = {id(g): g for g in kept_ghosts}
+        self.ghosts = {g.seq: g for g in kept_ghosts}
 
     @rule(p=st.integers(0, NPROCS - 1))
     def release_mcache(self, p):
@@ -267,8 +268,3 @@ HeapModel.TestCase.settings = settings(
     max_examples=40, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestHeapModel = HeapModel.TestCase
-
-# Hypothesis reports FlakyStrategyDefinition on some runs ("drew type boolean
-# with different constraints"): a strategy depends on state outside the draw.
-# Until that is found, the model runs in the long campaign only (-m long).
-TestHeapModel = pytest.mark.long(TestHeapModel)
