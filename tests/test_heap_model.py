@@ -113,14 +113,13 @@ class HeapModel(RuleBasedStateMachine):
                 assert not (o.addr < slot[1] and slot[0] < o.addr + o.size)
 
     # ------------------------------------------------------------ allocation rules
-    @rule(target=objs, p=st.integers(0, NPROCS - 1), typ=st.sampled_from([None, SCAN_TYPES[0], NOSCAN_TYPE]))
+    @rule(p=st.integers(0, NPROCS - 1), typ=st.sampled_from([None, SCAN_TYPES[0], NOSCAN_TYPE]))
     def alloc_zero(self, p, typ):
         self._new(0, typ, p)
-        return consumes_nothing()
 
     @rule(target=objs, p=st.integers(0, NPROCS - 1), size=st.integers(1, TINY_SIZE - 1))
     def alloc_tiny(self, p, size):
-        return self._new(size, None, p) or consumes_nothing()
+        return self._new(size, None, p)
 
     # A few favourite sizes, so that slots freed by a sweep get reused.
     @rule(target=objs, p=st.integers(0, NPROCS - 1),
@@ -135,7 +134,7 @@ class HeapModel(RuleBasedStateMachine):
         """A run of same-class objects: spans that end up partly live, so a
         sweep leaves freed (dirty) slots between survivors for reuse."""
         typ = SCAN_TYPES[0] if scan else None
-        return multiple(*(o for o in (self._new(size, typ, p) for _ in range(count)) if o is not None))
+        return multiple(*(self._new(size, typ, p) for _ in range(count)))
 
     @rule(target=objs, p=st.integers(0, NPROCS - 1), typ=st.sampled_from(SCAN_TYPES),
           n=st.one_of(st.integers(1, 4), st.integers(1, 64)))
@@ -158,7 +157,7 @@ class HeapModel(RuleBasedStateMachine):
     # ------------------------------------------------------------ mutation rules
     @rule(o=objs, data=st.data())
     def write_pointer(self, o, data):
-        if o is None or o.seq not in self.live or not o.ptr_offsets:
+        if o.seq not in self.live or not o.ptr_offsets:
             return
         off = data.draw(st.sampled_from(o.ptr_offsets))
         target = data.draw(st.sampled_from(list(self.live))) if self.live else None
@@ -170,7 +169,7 @@ class HeapModel(RuleBasedStateMachine):
 
     @rule(o=consumes(objs))
     def drop(self, o):
-        if o is None or o.seq not in self.live:
+        if o.seq not in self.live:
             return
         self.ghosts[o.seq] = self.live.pop(o.seq)
 
@@ -258,10 +257,6 @@ class HeapModel(RuleBasedStateMachine):
                 assert a.addr + a.size <= b.addr
         tiny_slots = {b for (b, t) in spans if t}
         assert not tiny_slots & {b for (b, t) in spans if not t}
-
-
-def consumes_nothing():
-    return None
 
 
 HeapModel.TestCase.settings = settings(
