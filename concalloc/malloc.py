@@ -183,7 +183,7 @@ def mallocgc_nocache(c, size, typ=None, needzero: bool = True) -> int:
     sub-allocation inside the current tiny block stays lock-free)."""
     if typ is not None and _type_noscan(typ) and isinstance(size, int) and size > 0 and not size % typ.size:
         typ = None
-    if not (0 < size <= MAX_SMALL_SIZE) or (typ is not None and size % typ.size):
+    if size.__class__ is not int or not (0 < size <= MAX_SMALL_SIZE) or (typ is not None and size % typ.size):
         return _mallocgc_general(c, size, typ, needzero)  # validation errors and large objects
     h = c.heap
     if typ is None:
