@@ -217,3 +217,14 @@ def test_cli_bad_arguments_subprocess(argv):
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert r.stdout == ""
     _one_line_error(r.stderr)
+
+
+@pytest.mark.parametrize("size", [3.5, 16.0, "64", None, True], ids=lambda v: type(v).__name__)
+def test_non_int_size_with_the_cache_off(heap, size):
+    from concalloc.malloc import mallocgc_nocache
+    c = heap.mcaches[0]
+    with pytest.raises(TypeError, match=r"mallocgc: size must be an int, got "):
+        mallocgc_nocache(c, size)
+    with pytest.raises(TypeError, match=r"mallocgc: size must be an int, got "):
+        mallocgc_nocache(c, size, T16)
+    assert not heap.mheap.allspans
