@@ -69,11 +69,13 @@ class MCentral:
     def _find_in_nonempty(self, sg: int):
         for s in self.nonempty:
             if s.sweepgen == sg - 2 and cas_attr(s, "sweepgen", sg - 2, sg - 1):
-                self.nonempty.move_to_back(s, self.empty)
+                self.nonempty.remove(s)
+                self.empty.insertBack(s)
                 return s, True
             if s.sweepgen == sg - 1:
                 continue  # the background sweeper owns it
-            self.nonempty.move_to_back(s, self.empty)
+            self.nonempty.remove(s)
+            self.empty.insertBack(s)
             return s, False
         return None, False
 
@@ -123,7 +125,8 @@ class MCentral:
         if n > 0:
             self.nmalloc.add(-n)
             with self.lock:
-                self.empty.move_to_back(s, self.nonempty)
+                self.empty.remove(s)
+                self.nonempty.insert(s)
                 if not stale:
                     h.gcController.update(-n * s.elemsize)
         if stale:
@@ -142,7 +145,8 @@ class MCentral:
             return False
         with self.lock:
             if s.list is self.empty:
-                self.empty.move_to_back(s, self.nonempty)
+                self.empty.remove(s)
+                self.nonempty.insert(s)
             store_attr(s, "sweepgen", sg)
             if s.allocCount != 0:
                 return False
@@ -172,12 +176,16 @@ class MCentral:
                 if x:
                     break
             for s in full:
-                self.nonempty.move_to_back(s, self.empty)
+                self.nonempty.remove(s)
+                self.empty.insertBack(s)
             if x:
                 return x, False
             s = self.grow()
             x = self._take_slot(s)
-            (self.empty if s.allocCount == s.nelems else self.nonempty).insert(s)
+            if s.allocCount == s.nelems:
+                self.empty.insertBack(s)
+            else:
+                self.nonempty.insert(s)
             return x, True
 
     def _take_slot(self, s) -> int:

@@ -43,45 +43,73 @@ def new_gcbits(nelems: int) -> bytearray:
 
 
 class MSpanList:
-    """Go's mSpanList, as an insertion-ordered set.  Guarded by its owner's lock."""
+    """Go's mSpanList: a doubly linked list threaded through the spans' own
+    next/prev fields, so insert (front), insertBack and remove are O(1) and
+    walking it copies nothing.  Guarded by its owner's lock (mcentral.lock)."""
 
-    __slots__ = ("name", "_d")
+    __slots__ = ("name", "first", "last", "n")
 
     def __init__(self, name: str):
         self.name = name
-        self._d: dict = {}
+        self.first = None
+        self.last = None
+        self.n = 0
 
-    def insert(self, s: "MSpan") -> None:
+    def _check_free(self, s: "MSpan") -> None:
         if s.list is not None:
             throw("mspan.list", f"mSpanList.insert: span {s.startAddr:#x} already on list {s.list.name}")
-        self._d[s] = None
-        s.list = self
 
-    insertBack = insert
+    def insert(self, s: "MSpan") -> None:
+        """Insert at the front."""
+        self._check_free(s)
+        s.prev, s.next = None, self.first
+        if self.first is not None:
+            self.first.prev = s
+        else:
+            self.last = s
+        self.first = s
+        s.list = self
+        self.n += 1
+
+    def insertBack(self, s: "MSpan") -> None:
+        self._check_free(s)
+        s.next, s.prev = None, self.last
+        if self.last is not None:
+            self.last.next = s
+        else:
+            self.first = s
+        self.last = s
+        s.list = self
+        self.n += 1
 
     def remove(self, s: "MSpan") -> None:
         if s.list is not self:
             throw("mspan.list", f"mSpanList.remove: span {s.startAddr:#x} not on list {self.name}")
-        del self._d[s]
-        s.list = None
-
-    def move_to_back(self, s: "MSpan", dst: "MSpanList") -> None:
-        self.remove(s)
-        dst.insert(s)
+        if s.prev is not None:
+            s.prev.next = s.next
+        else:
+            self.first = s.next
+        if s.next is not None:
+            s.next.prev = s.prev
+        else:
+            self.last = s.prev
+        s.next = s.prev = s.list = None
+        self.n -= 1
 
     def __iter__(self):
-        """Front to back.  The list must not change while the iteration goes
-        on: callers that move a span stop iterating right after the move."""
-        return iter(self._d)
+        """Front to back.  The successor is read before a span is handed
+        out, so the caller may move that span; it must not move others."""
+        s = self.first
+        while s is not None:
+            nxt = s.next
+            yield s
+            s = nxt
 
     def __len__(self) -> int:
-        return len(self._d)
+        return self.n
 
     def __contains__(self, s) -> bool:
-        return s in self._d
-
-    def first(self):
-        return next(iter(self._d), None)
+        return s.list is self
 
 
 class MSpan:
@@ -89,7 +117,7 @@ class MSpan:
         "startAddr", "npages", "spanclass", "elemsize", "nelems", "limit",
         "freeindex", "allocCache", "allocBits", "gcmarkBits", "allocCount",
         "sweepgen", "state", "needzero", "divMul", "allocCountBeforeCache",
-        "list", "typeids", "largeType", "cachedBy", "__weakref__",
+        "list", "next", "prev", "typeids", "largeType", "cachedBy", "__weakref__",
     )
 
     def __init__(self):
@@ -109,7 +137,9 @@ class MSpan:
         self.needzero = 0
         self.divMul = 0
         self.allocCountBeforeCache = 0
-        self.list = None        # the MSpanList holding it, if any
+        self.list = None        # the MSpanList holding it, if any; with next/prev
+        self.next = None        # guarded by that list's owner lock
+        self.prev = None
         self.typeids = None     # small scan spans: array('H') of type ids per slot
         self.largeType = 0      # large spans: the object's type id (0 = noscan)
         self.cachedBy = -1      # id of the P whose mcache holds it, -1 if none

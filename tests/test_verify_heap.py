@@ -113,6 +113,12 @@ def _swap_byclass_counts(k: Healthy):
     c[4] -= 1
 
 
+def _move(src, s, dst):
+    """Move s between mcentral lists behind the mcentral's back."""
+    src.remove(s)
+    dst.insertBack(s)
+
+
 def _set(obj, attr, value_fn):
     return lambda k: setattr(obj(k), attr, value_fn(k))
 
@@ -151,8 +157,8 @@ CASES = [
     ("cached-in-wrong-slot", "spans.one_place", "caches a wrong span",
      lambda k: k.h.mcaches[3].alloc.__setitem__(k.cached.spanclass ^ 1, k.partial)),
     ("cached-by-mismatch", "spans.one_place", "caches a wrong span", _set(lambda k: k.cached, "cachedBy", lambda k: 3)),
-    ("on-two-lists", "spans.one_place", "and mcentral",
-     lambda k: k.central(k.partial).empty._d.__setitem__(k.partial, None)),
+    ("on-two-lists", "spans.one_place", "has list=",
+     lambda k: (setattr(k.partial, "list", None), k.central(k.partial).empty.insertBack(k.partial))),
     ("list-link-wrong", "spans.one_place", "has list=",
      _set(lambda k: k.partial, "list", lambda k: k.central(k.partial).empty)),
     ("large-on-a-list", "spans.one_place", "large span on an mcentral list",
@@ -160,10 +166,15 @@ CASES = [
     ("small-on-no-list", "spans.one_place", "on no mcentral list",
      lambda k: k.central(k.partial).nonempty.remove(k.partial)),
     ("cached-on-nonempty", "spans.one_place", "not on its mcentral's empty list",
-     lambda k: k.central(k.cached).empty.move_to_back(k.cached, k.central(k.cached).nonempty)),
+     lambda k: _move(k.central(k.cached).empty, k.cached, k.central(k.cached).nonempty)),
     ("claims-cached", "spans.one_place", "which does not hold it",
      _set(lambda k: k.partial, "cachedBy", lambda k: 2)),
     ("phantom-listed", "spans.one_place", "does not have in use", _phantom_on_list),
+    ("list-prev-link-broken", "spans.one_place", "links",
+     lambda k: _move(k.central(k.full).empty, k.full, k.central(k.full).nonempty)
+     or setattr(k.full, "prev", k.full)),
+    ("list-count-wrong", "spans.one_place", "links",
+     lambda k: setattr(k.central(k.partial).nonempty, "n", k.central(k.partial).nonempty.n + 1)),
     # spans.sweepgen
     ("sweepgen-out-of-range", "spans.sweepgen", "sweepgen",
      _set(lambda k: k.partial, "sweepgen", lambda k: k.m.sweepgen + 2)),
@@ -175,9 +186,9 @@ CASES = [
      _set(lambda k: k.partial, "sweepgen", lambda k: k.m.sweepgen + 3)),
     # spans.lists
     ("full-on-nonempty", "spans.lists", "nonempty has no free slot",
-     lambda k: k.central(k.full).empty.move_to_back(k.full, k.central(k.full).nonempty)),
+     lambda k: _move(k.central(k.full).empty, k.full, k.central(k.full).nonempty)),
     ("partial-on-empty", "spans.lists", "empty has free slots",
-     lambda k: k.central(k.partial).nonempty.move_to_back(k.partial, k.central(k.partial).empty)),
+     lambda k: _move(k.central(k.partial).nonempty, k.partial, k.central(k.partial).empty)),
     # span.alloc_count
     ("allocbit-past-nelems", "span.alloc_count", "past nelems",
      lambda k: k.s24.allocBits.__setitem__(len(k.s24.allocBits) - 1, 0x80)),

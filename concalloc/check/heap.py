@@ -104,9 +104,8 @@ def check_spans_one_place(heap) -> None:
     listed: dict = {}
     for central in h.central:
         for lst in (central.nonempty, central.empty):
-            for s in lst:
-                if s in listed:
-                    _fail("spans.one_place", f"span on {listed[s]} and {lst.name}", span=s)
+            _check_list_links(lst)
+            for s in lst:  # a span has one next/prev: _check_list_links rules out a second list
                 listed[s] = lst.name
                 if s.list is not lst or s.spanclass != central.spanclass or s.state != MSPAN_IN_USE:
                     _fail("spans.one_place", f"span on {lst.name} has list={getattr(s.list, 'name', None)} "
@@ -126,6 +125,19 @@ def check_spans_one_place(heap) -> None:
     for s in list(listed) + list(cached):
         if s not in h.allspans:
             _fail("spans.one_place", "a list or mcache holds a span the heap does not have in use", span=s)
+
+
+def _check_list_links(lst) -> None:
+    """The doubly linked list is whole: prev mirrors next, first/last and the count agree."""
+    prev, n = None, 0
+    s = lst.first
+    while s is not None and n <= lst.n:
+        if s.prev is not prev:
+            _fail("spans.one_place", f"{lst.name}: prev/next links disagree at span {s.startAddr:#x}", span=s)
+        prev, s, n = s, s.next, n + 1
+    if n != lst.n or lst.last is not prev:
+        _fail("spans.one_place", f"{lst.name}: list links hold {n} spans, count says {lst.n}"
+              + ("" if lst.last is prev else ", last is wrong"))
 
 
 def check_spans_sweepgen(heap, sweeping: bool = False) -> None:
