@@ -30,7 +30,7 @@ def mallocgc(c, size, typ=None, needzero: bool = True) -> int:
         if size >= TINY_SIZE:
             spc = _SMALL_SPC_NOSCAN[size]
             s = c.alloc[spc]
-            # nextFreeFast, inlined
+            # MSpan.nextFreeFast, inlined for the hot path: keep the two in step
             a = s.allocCache
             bit = (a & -a).bit_length() - 1
             if bit >= 0:

@@ -13,6 +13,7 @@ touches them, except with the world stopped.
 from __future__ import annotations
 
 from .mspan import make_emptymspan
+from .sync import store_attr
 from .sizeclasses import NUM_SPAN_CLASSES, TINY_SPAN_CLASS
 from .check.violation import throw
 
@@ -69,7 +70,7 @@ class MCache:
         s = h.central[spc].cacheSpan()
         if s.allocCount == s.nelems:
             throw("mcache", f"span has no free space: {s.describe()}")
-        s.sweepgen = h.sweepgen + 3   # swept, then cached: the P owns it now
+        store_attr(s, "sweepgen", h.sweepgen + 3)  # swept, then cached: the P owns it now
         s.allocCountBeforeCache = s.allocCount
         s.cachedBy = self.pid
         self.alloc[spc] = s

@@ -84,9 +84,9 @@ def _smallest_class_at_least(n: int) -> int:
     raise AssertionError(n)
 
 
-size_to_class8: tuple[int, ...] = tuple(
+size_to_class8: tuple[int, ...] = (0,) + tuple(   # Go's table starts with class 0 for size 0
     _smallest_class_at_least(i * SMALL_SIZE_DIV)
-    for i in range(SMALL_SIZE_MAX // SMALL_SIZE_DIV + 1))
+    for i in range(1, SMALL_SIZE_MAX // SMALL_SIZE_DIV + 1))
 size_to_class128: tuple[int, ...] = tuple(
     _smallest_class_at_least(SMALL_SIZE_MAX + i * LARGE_SIZE_DIV)
     for i in range((MAX_SMALL_SIZE - SMALL_SIZE_MAX) // LARGE_SIZE_DIV + 1))

@@ -96,6 +96,7 @@ def _brute(n: int) -> int:
 
 def test_lookup_tables_are_smallest_class_at_least():
     assert len(sc.size_to_class8) == 1024 // 8 + 1
+    assert sc.size_to_class8[0] == 0  # as in Go's table: size 0 has no class
     assert len(sc.size_to_class128) == (32768 - 1024) // 128 + 1
     for i in range(1, len(sc.size_to_class8)):
         assert sc.size_to_class8[i] == _brute(i * 8), i
