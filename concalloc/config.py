@@ -61,7 +61,7 @@ class Config:
     size: int = 64
     noscan: bool = False
     # observation
-    lock_stats: bool = True
+    lock_stats: bool = False            # off entirely unless asked for (the CLI asks)
     events: bool = False
     trace: str | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)

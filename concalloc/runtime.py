@@ -307,6 +307,8 @@ def replay_command(cfg: Config, cache: bool = True) -> str:
         parts.append("--noscan")
     if not cache:
         parts += ["--cache", "off"]
+    if not d["lock_stats"]:
+        parts.append("--no-lock-stats")  # `run` turns them on unless told not to
     godebug = [f"{k}={int(d[k])}" for k in ("invalidptr", "lockrank", "heapcheck") if d[k] != defaults[k]]
     if godebug:
         parts += ["--godebug", ",".join(godebug)]

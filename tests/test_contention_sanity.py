@@ -42,7 +42,7 @@ def run(cfg: Config, cache: bool = True):
 @pytest.mark.parametrize("workload", WORKLOADS)
 @pytest.mark.parametrize("sched", list(SCHEDULERS))
 def test_one_p_never_contends(sched, workload):
-    cfg = Config(procs=1, workload=workload, steps=3000, live=64, size=1024, reserve_bytes=GiB,
+    cfg = Config(lock_stats=True, procs=1, workload=workload, steps=3000, live=64, size=1024, reserve_bytes=GiB,
                  **SCHEDULERS[sched])
     res, _ = run(cfg)
     locks = res.locks["locks"]
@@ -65,7 +65,7 @@ def test_one_p_never_contends(sched, workload):
 @pytest.mark.parametrize("procs", [1, 4])
 def test_cache_off_takes_the_mcentral_lock_once_per_allocation(sched, procs):
     steps = 1500
-    cfg = Config(procs=procs, workload="ring", noscan=True, size=64, steps=steps, live=64,
+    cfg = Config(lock_stats=True, procs=procs, workload="ring", noscan=True, size=64, steps=steps, live=64,
                  reserve_bytes=GiB, **SCHEDULERS[sched])
     res, refills = run(cfg, cache=False)
     allocs = sum(m["allocs"] for m in res.mutators.values())
@@ -83,7 +83,7 @@ def test_cache_off_takes_the_mcentral_lock_once_per_allocation(sched, procs):
 @pytest.mark.parametrize("sched", list(SCHEDULERS))
 def test_cache_on_takes_the_mcentral_lock_per_refill(sched):
     steps, procs = 1500, 4
-    cfg = Config(procs=procs, workload="ring", noscan=True, size=64, steps=steps, live=64,
+    cfg = Config(lock_stats=True, procs=procs, workload="ring", noscan=True, size=64, steps=steps, live=64,
                  reserve_bytes=GiB, **SCHEDULERS[sched])
     res, refills = run(cfg, cache=True)
     allocs = sum(m["allocs"] for m in res.mutators.values())

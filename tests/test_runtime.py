@@ -95,7 +95,7 @@ def check_memstats(ms: dict, allocs: int) -> None:
 @pytest.mark.parametrize("sched", list(SCHEDULERS))
 def test_workload_runs_clean_with_stw_checks(sched, workload):
     steps = (OS_STEPS if sched.startswith("os") else STEPS)[workload]
-    cfg = Config(procs=4, workload=workload, steps=steps, live=LIVE, size=1024,
+    cfg = Config(lock_stats=True, procs=4, workload=workload, steps=steps, live=LIVE, size=1024,
                  reserve_bytes=GiB, **SCHEDULERS[sched])
     rt, res = run_bounded(cfg)
     why = describe(cfg, res)
@@ -122,7 +122,7 @@ def test_workload_runs_clean_with_stw_checks(sched, workload):
 def test_zero_mutators_end_at_once():
     # Config allows --mutators 0; such a run has nothing to do and must end.
     for sched in ("os", "random"):
-        cfg = Config(procs=2, mutators=0, steps=100, scheduler=sched, reserve_bytes=GiB)
+        cfg = Config(lock_stats=True, procs=2, mutators=0, steps=100, scheduler=sched, reserve_bytes=GiB)
         _rt, res = run_bounded(cfg, timeout=30)
         assert res.exit_code == EXIT_OK, describe(cfg, res)
         assert res.mutators == {} and res.memstats["Mallocs"] == 0
@@ -131,7 +131,7 @@ def test_zero_mutators_end_at_once():
 def test_idle_ps_do_not_hold_up_the_world():
     # 4 Ps, 2 of them running mutators: the idle ones never park and the
     # world still stops.
-    cfg = Config(procs=4, mutators=2, workload="ring", size=1024, steps=600, live=LIVE,
+    cfg = Config(lock_stats=True, procs=4, mutators=2, workload="ring", size=1024, steps=600, live=LIVE,
                  scheduler="random", reserve_bytes=GiB)
     _rt, res = run_bounded(cfg)
     assert res.exit_code == EXIT_OK, describe(cfg, res)
@@ -193,7 +193,7 @@ class OppositeOrders(Workload):
 def test_opposite_lock_orders_deadlock_in_controlled_mode(sched, seed):
     # Both locks have the same rank, which rank checking forbids outright;
     # with it off the deadlock itself must be found.
-    cfg = Config(procs=2, steps=100, scheduler=sched, seed=seed, lockrank=False, reserve_bytes=GiB)
+    cfg = Config(lock_stats=True, procs=2, steps=100, scheduler=sched, seed=seed, lockrank=False, reserve_bytes=GiB)
     _rt, res = run_custom(OppositeOrders(), cfg, timeout=60)
     assert res.exit_code == EXIT_INTERNAL, describe(cfg, res)
     assert isinstance(res.error, Deadlock), describe(cfg, res)
@@ -205,7 +205,7 @@ def test_opposite_lock_orders_deadlock_in_controlled_mode(sched, seed):
 
 
 def test_same_rank_nesting_is_a_rank_error_when_ranks_are_checked():
-    cfg = Config(procs=2, steps=100, scheduler="random", reserve_bytes=GiB)
+    cfg = Config(lock_stats=True, procs=2, steps=100, scheduler="random", reserve_bytes=GiB)
     _rt, res = run_custom(OppositeOrders(), cfg, timeout=60)
     assert res.exit_code == EXIT_INTERNAL, describe(cfg, res)
     assert isinstance(res.error, ThreadFailure)
@@ -231,7 +231,7 @@ class SelfDeadlock(Workload):
 
 
 def test_watchdog_reports_a_hang_in_os_mode():
-    cfg = Config(procs=2, steps=2000, scheduler="os", lockrank=False, hang_seconds=0.5,
+    cfg = Config(lock_stats=True, procs=2, steps=2000, scheduler="os", lockrank=False, hang_seconds=0.5,
                  reserve_bytes=GiB)
     rt, res = run_custom(SelfDeadlock(), cfg, timeout=60)
     assert res.exit_code == EXIT_INTERNAL, describe(cfg, res)
@@ -266,7 +266,7 @@ class RankInversion(Workload):
 
 @pytest.mark.parametrize("sched", ["os", "random", "pct"])
 def test_rank_inversion_in_a_mutator_is_caught(sched):
-    cfg = Config(procs=3, steps=100_000, scheduler=sched, reserve_bytes=GiB)
+    cfg = Config(lock_stats=True, procs=3, steps=100_000, scheduler=sched, reserve_bytes=GiB)
     _rt, res = run_custom(RankInversion(), cfg, timeout=60)
     # A lock-order error is raised at once in the acquiring thread; the
     # runtime reports it as that thread's failure (exit 3), not as a heap
@@ -298,7 +298,7 @@ class Raises(Workload):
 @pytest.mark.parametrize("sched", list(SCHEDULERS))
 def test_exception_in_a_mutator_ends_the_run(sched):
     opts = dict(SCHEDULERS[sched])
-    cfg = Config(procs=3, steps=100_000, reserve_bytes=GiB, **opts)
+    cfg = Config(lock_stats=True, procs=3, steps=100_000, reserve_bytes=GiB, **opts)
     rt, res = run_custom(Raises(), cfg, timeout=60)
     assert res.exit_code == EXIT_INTERNAL, describe(cfg, res)
     assert isinstance(res.error, ThreadFailure), describe(cfg, res)
@@ -329,7 +329,7 @@ class RaisesThenSpins(Workload):
 
 @pytest.mark.parametrize("sched", list(SCHEDULERS))
 def test_a_mutator_that_never_allocates_still_unwinds(sched):
-    cfg = Config(procs=2, steps=1000, reserve_bytes=GiB, **SCHEDULERS[sched])
+    cfg = Config(lock_stats=True, procs=2, steps=1000, reserve_bytes=GiB, **SCHEDULERS[sched])
     rt, res = run_custom(RaisesThenSpins(), cfg, timeout=60)
     assert isinstance(res.error, ThreadFailure) and res.error.thread == "P1", describe(cfg, res)
     assert rt.sched.stuck == [], "P0 unwinds at its next load/store yield point"
@@ -353,7 +353,7 @@ class CorruptsAccounting(Workload):
 
 @pytest.mark.parametrize("sched", ["os", "random"])
 def test_invariant_violation_exits_1_with_replay(sched):
-    cfg = Config(procs=2, steps=3000, scheduler=sched, reserve_bytes=GiB)
+    cfg = Config(lock_stats=True, procs=2, steps=3000, scheduler=sched, reserve_bytes=GiB)
     _rt, res = run_custom(CorruptsAccounting(), cfg)
     assert res.exit_code == EXIT_VIOLATION, describe(cfg, res)
     assert isinstance(res.error, Violation)
