@@ -43,7 +43,7 @@ class Config:
     # checking (GODEBUG)
     invalidptr: bool = True
     lockrank: bool = True                # static lock ranking checks
-    heapcheck: int = 1                   # 0 off, 1 verify at STW points, 2 extreme
+    heapcheck: int = 1                   # 0 off, 1 verify_heap at STW points, 2 also every mutator pointer access
     # scheduling
     scheduler: str = "os"
     seed: int = 1

@@ -62,8 +62,14 @@ def ptr_type(nwords: int, ptrwords=None, name: str | None = None) -> Type:
     return Type(name or f"struct{{{nwords}w}}", 8 * nwords, ptrs)
 
 
+class BadAddress(ValueError):
+    """A word access outside the reservation or not 8-byte aligned."""
+
+
 class Memory:
-    """Words of the heap by address."""
+    """Words of the heap by address.  An address below the reservation would
+    index the word view from its end, so it is refused, as is an unaligned
+    one; past the end the view itself raises IndexError."""
 
     __slots__ = ("words", "base")
 
@@ -72,7 +78,13 @@ class Memory:
         self.base = sysmem.base
 
     def load(self, addr: int) -> int:
-        return self.words[(addr - self.base) >> 3]
+        off = addr - self.base
+        if off < 0 or off & 7:
+            raise BadAddress(f"load of word at {addr:#x}: outside the heap or not 8-byte aligned")
+        return self.words[off >> 3]
 
     def store(self, addr: int, value: int) -> None:
-        self.words[(addr - self.base) >> 3] = value
+        off = addr - self.base
+        if off < 0 or off & 7:
+            raise BadAddress(f"store of word at {addr:#x}: outside the heap or not 8-byte aligned")
+        self.words[off >> 3] = value

@@ -22,13 +22,10 @@ from __future__ import annotations
 import random
 import time
 
+from .check.pointers import check_field, check_pointer
 from .malloc import mallocgc
 from .memory import Type
 from .sync import Aborted
-
-
-class MutatorError(ValueError):
-    """A workload used the mutator API wrongly (bad address, field, size)."""
 
 
 class Mutator:
@@ -60,6 +57,10 @@ class Mutator:
         if rec:
             self.alloc = self._alloc_recorded
             self._rec = rec
+        if cfg.heapcheck >= 2:   # the pointer oracle on every load and store
+            self._mheap = rt.heap.mheap
+            self.load = self._load_checked
+            self.store = self._store_checked
 
     def _rebind_yield(self) -> None:
         self._yield = self.rt.sync.yield_point
@@ -109,6 +110,17 @@ class Mutator:
         if wb is not None:
             wb(self, slot, value)
         self._mem.store(slot, value)
+
+    def _load_checked(self, obj: int, field: int) -> int:
+        check_field(self._mheap, obj, field)
+        v = Mutator.load(self, obj, field)
+        check_pointer(self._mheap, v, f"pointer loaded from {obj:#x} field {field}:")
+        return v
+
+    def _store_checked(self, obj: int, field: int, value: int) -> None:
+        check_field(self._mheap, obj, field)
+        check_pointer(self._mheap, value, f"pointer stored into {obj:#x} field {field}:")
+        Mutator.store(self, obj, field, value)
 
     def write_word(self, obj: int, field: int, value: int) -> None:
         """Store a non-pointer word (no barrier, not a yield point)."""

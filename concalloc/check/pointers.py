@@ -1,0 +1,64 @@
+"""The pointer oracle (heapcheck=2): every heap access a mutator makes is checked.
+
+Go checks pointers only when the GC finds them (invalidptr, "found bad
+pointer in Go heap").  With heapcheck=2 a mutator's every load and store of
+a pointer field is checked at the moment it happens:
+
+    mutator.bad_object     the object is not inside an allocated span
+    mutator.free_object    the object's slot is free (a use after free)
+    mutator.bad_field      the field lies outside the object's slot
+    mutator.not_a_pointer  the field is not a pointer word of the object's type
+    mutator.bad_pointer    the value loaded or stored points into the heap's
+                           pages but not at an allocated object
+
+Reads of another P's span (freeindex, allocBits) are racy but safe for this
+purpose: a published pointer's object was allocated before it was published,
+and nothing is freed while mutators run (sweeping happens at stop-the-world).
+"""
+
+from __future__ import annotations
+
+from ..malloc import ZEROBASE
+from ..memory import type_by_id
+from .violation import throw
+
+
+def _object(h, p: int, invariant: str, what: str):
+    """(span, index, base) of the allocated object containing p, or throw."""
+    s = h.spanOfHeap(p)
+    if s is None:
+        throw(invariant, f"{what} {p:#x} is not inside an allocated span: "
+              "found bad pointer in Go heap (incorrect use of unsafe or cgo?)", span=h.spanOf(p), address=p)
+    idx = s.objIndex(p)
+    if s.isFree(idx):
+        throw("mutator.free_object" if invariant == "mutator.bad_object" else invariant,
+              f"{what} {p:#x} is a free slot (index {idx}): use of a freed object", span=s, address=p)
+    return s, idx, s.startAddr + idx * s.elemsize
+
+
+def _type_of(s, idx: int):
+    if s.spanclass & 1:
+        return None
+    tid = s.typeids[idx] if s.spanclass >> 1 else s.largeType
+    return type_by_id(tid)
+
+
+def check_field(h, obj: int, field: int) -> None:
+    """obj.field must be a pointer word of a live object."""
+    s, idx, base = _object(h, obj, "mutator.bad_object", "object")
+    off = obj + 8 * field - base
+    if field < 0 or off < 0 or off + 8 > s.elemsize:
+        throw("mutator.bad_field", f"field {field} of object {base:#x} lies outside its "
+              f"{s.elemsize}-byte slot", span=s, address=obj)
+    typ = _type_of(s, idx)
+    if typ is None or off not in set(typ.pointer_offsets(s.elemsize)):
+        what = "a pointer-free object" if typ is None else f"type {typ.name}, whose pointer words are {list(typ.ptrwords)}"
+        throw("mutator.not_a_pointer", f"word {off // 8} of object {base:#x} is not a pointer field ({what})",
+              span=s, address=obj)
+
+
+def check_pointer(h, p: int, what: str) -> None:
+    """A pointer value must be nil, zerobase, outside the heap, or an allocated object."""
+    if p == 0 or p == ZEROBASE or h.spanOf(p) is None:
+        return
+    _object(h, p, "mutator.bad_pointer", what)
