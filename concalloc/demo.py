@@ -45,24 +45,27 @@ def add_run_arguments(p, grid: bool = False) -> None:
     s.add_argument("--switch-interval", type=float, default=None, help="os: sys.setswitchinterval")
     s.add_argument("--pct-depth", type=int, default=d.pct_depth)
     s.add_argument("--pct-k", type=int, default=d.pct_k)
-    s.add_argument("--replay", default=None, metavar="FILE", help="replay a saved schedule")
-    s.add_argument("--save-schedule", default=None, metavar="FILE", help="save the controlled schedule")
+    if not grid:  # one run's schedule and trace; a grid has many runs
+        s.add_argument("--replay", default=None, metavar="FILE", help="replay a saved schedule")
+        s.add_argument("--save-schedule", default=None, metavar="FILE", help="save the controlled schedule")
     s.add_argument("--hang-seconds", type=float, default=d.hang_seconds, help="os: watchdog timeout")
     o = p.add_argument_group("checking and output")
     o.add_argument("--godebug", default="", help="e.g. heapcheck=2,invalidptr=1,lockrank=1")
-    o.add_argument("--no-lock-stats", action="store_true", help="turn lock statistics off")
-    o.add_argument("--trace", default=None, metavar="FILE", help="write a Chrome/Perfetto trace")
+    if not grid:  # the grid measures locks, so their statistics are always on there
+        o.add_argument("--no-lock-stats", action="store_true", help="turn lock statistics off")
+        o.add_argument("--trace", default=None, metavar="FILE", help="write a Chrome/Perfetto trace")
     o.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def config_from_args(args) -> Config:
-    scheduler = "replay" if args.replay else args.scheduler
+    replay = getattr(args, "replay", None)
+    scheduler = "replay" if replay else args.scheduler
     cfg = Config(procs=args.procs, mutators=args.mutators, reserve_bytes=parse_bytes(args.reserve, "reserve"),
                  workload=args.workload, steps=args.steps, seconds=args.seconds, live=args.live,
                  size=args.size, noscan=args.noscan, scheduler=scheduler, seed=args.seed,
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
-                 pct_k=args.pct_k, replay_file=args.replay, hang_seconds=args.hang_seconds,
-                 lock_stats=not args.no_lock_stats, trace=args.trace)
+                 pct_k=args.pct_k, replay_file=replay, hang_seconds=args.hang_seconds,
+                 lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None))
     return Config.from_godebug(args.godebug, cfg) if args.godebug else cfg
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .memory import Type
 from .sizeclasses import _SMALL_SPC_NOSCAN, _SMALL_SPC_SCAN, MAX_SMALL_SIZE, TINY_SIZE, TINY_SPAN_CLASS
-from .sysmem import PAGE_SHIFT, PAGE_SIZE
+from .sysmem import PAGE_SHIFT, PAGE_SIZE, OutOfMemory
 
 # Go's zerobase is a global in the data segment; ours is a fixed address just
 # below the arena range, so it is never inside a heap span.
@@ -154,7 +154,8 @@ def _large(c, size: int, typ, needzero: bool) -> int:
     h = c.heap
     npages = -(-size // PAGE_SIZE)
     if npages > (h.sysmem.reserve_bytes >> PAGE_SHIFT):
-        raise MemoryError(f"mallocgc: {size}-byte allocation exceeds the {h.sysmem.reserve_bytes}-byte reservation")
+        raise OutOfMemory(f"runtime: out of memory: cannot allocate {size}-byte block: larger than the "
+                          f"whole {h.sysmem.reserve_bytes}-byte reservation")
     s = h.alloc(npages, int(typ is None))
     s.limit = s.startAddr + size
     s.freeindex = 1

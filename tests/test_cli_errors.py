@@ -14,6 +14,7 @@ import pytest
 from concalloc import Config, ConfigError, Heap
 from concalloc.cli import main
 from concalloc.memory import Type, ptr_type
+from concalloc.sysmem import OutOfMemory
 
 ROOT = Path(__file__).resolve().parents[1]
 T16 = ptr_type(2, name="cli_ptr2")
@@ -41,7 +42,7 @@ def test_negative_size(heap, size):
 
 @pytest.mark.parametrize("size", [(1 << 30) + 1, 1 << 40, 1 << 70])
 def test_size_bigger_than_reservation(heap, size):
-    with pytest.raises(MemoryError, match="exceeds the 1073741824-byte reservation"):
+    with pytest.raises(OutOfMemory, match="larger than the whole 1073741824-byte reservation"):
         heap.malloc(size)
     heap.verify()
 

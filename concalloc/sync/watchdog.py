@@ -58,9 +58,14 @@ class Watchdog:
     def report(self, stalled_for: float, progress) -> str:
         lines = [f"watchdog: no progress for {stalled_for:.1f} s (progress counter stuck at {progress})",
                  "", "locks:"]
+        free = 0
         for m in self.mutexes():
             owner = m.owner    # only instrumented mutexes keep it
-            lines.append(f"  {m.name}: " + (f"held by {owner}" if owner else "free (or uninstrumented)"))
+            if owner:
+                lines.append(f"  {m.name}: held by {owner}")
+            else:
+                free += 1
+        lines.append(f"  ({free} other locks free or uninstrumented)")
         lines += ["", "threads:"]
         names = {t.ident: t.name for t in threading.enumerate()}
         for ident, frame in sys._current_frames().items():
