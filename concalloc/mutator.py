@@ -49,7 +49,7 @@ class Mutator:
         self._sched.add_abort_hook(self._rebind_yield)
         self._malloc = mallocgc if rt.cache else rt.malloc_nocache
         self._mem = rt.heap.memory
-        self._wb = rt.write_barrier     # None: no barrier installed
+        self._wb = rt.write_barrier     # None: no barrier; set by Runtime.set_write_barrier at STW
         self._lbl_alloc = "alloc"
         self._lbl_load = "load"
         self._lbl_store = "store"

@@ -33,7 +33,7 @@ from .config import Config, ConfigError
 from .heap import Heap
 from .malloc import mallocgc_nocache
 from .mutator import Mutator
-from .proc import P, World
+from .proc import P_IDLE, P, World
 from .sync import (Aborted, AtomicInt, Deadlock, SyncContext, Watchdog, make_scheduler,
                    load_schedule, save_schedule)
 from .trace import Recorder, write_chrome_trace
@@ -125,7 +125,7 @@ class Runtime:
         self.world = World(self.sync, self.allp)
         self.world.events = self.events
         self.globals = [0] * 16          # single-word stores; read by the GC at STW
-        self.write_barrier = None        # installed by the collector when marking
+        self.write_barrier = None        # world stopped: see set_write_barrier
         self.malloc_nocache = mallocgc_nocache
         nslots = self.workload.slots(cfg)
         self.mutators = [Mutator(self, p, nslots) for p in self.allp[:cfg.nmutators()]]
@@ -185,6 +185,16 @@ class Runtime:
                 self.heap.flush_mcaches()
         finally:
             self.world.startTheWorld()
+
+    def set_write_barrier(self, wb) -> None:
+        """Turn the write barrier on (wb(mutator, slot, new)) or off (None).
+        Like Go's writeBarrier.enabled it changes only with the world stopped,
+        so every mutator sees the change at its next store."""
+        if not self.world.stopped and any(p.status != P_IDLE for p in self.allp):
+            raise RuntimeError("set_write_barrier needs the world stopped")
+        self.write_barrier = wb
+        for m in self.mutators:
+            m._wb = wb
 
     def progress_counter(self) -> int:
         """Allocations so far, summed over mutators (racy reads; display and watchdog only)."""
