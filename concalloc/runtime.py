@@ -291,6 +291,10 @@ class Runtime:
         save_schedule(self.sched, path, self.config.to_dict())
 
     def close(self) -> None:
+        """Unmap the heap, unless a thread that did not unwind may still touch
+        it: then the mapping is left to the process's exit (a leak, not a crash)."""
+        if self.sched.alive():
+            return
         self.heap.close()
 
     def __enter__(self):
