@@ -116,9 +116,7 @@ def print_report(res) -> None:
         print(memstats_table(res.memstats))
         print()
     if res.locks:
-        unit = next(iter(res.stw.values()), {}).get("unit", "ns") if res.stw else (
-            "steps" if cfg["scheduler"] != "os" else "ns")
-        print(lock_tables(res.locks, unit))
+        print(lock_tables(res.locks, res.locks["unit"]))
         print()
     if res.stw:
         print(stw_table(res.stw))
