@@ -49,6 +49,10 @@ class Hang(RuntimeError):
     """The watchdog saw no progress."""
 
 
+class RunTimeout(RuntimeError):
+    """Runtime.run_bounded: the run did not end within its bound."""
+
+
 @dataclass
 class RunResult:
     config: dict
@@ -214,6 +218,30 @@ class Runtime:
             return self._run()
         finally:
             me.name = saved
+
+    def run_bounded(self, seconds: float) -> RunResult:
+        """run() on a driver thread, waited for at most `seconds`.  A run that
+        does not end by then is aborted and RunTimeout raised, naming the
+        replay command; whatever run() raises is raised here."""
+        box: dict = {}
+
+        def target():
+            try:
+                box["res"] = self.run()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                box["exc"] = e
+
+        t = threading.Thread(target=target, name="run-driver", daemon=True)
+        t.start()
+        t.join(seconds)
+        if t.is_alive():
+            self.sched.abort(RunTimeout(f"bound of {seconds} s"))
+            t.join(10)
+            raise RunTimeout(f"seed {self.config.seed}: run did not end within {seconds} s\n"
+                             f"replay: {replay_command(self.config, self.cache)}")
+        if "exc" in box:
+            raise box["exc"]
+        return box["res"]
 
     def _run(self) -> RunResult:
         cfg = self.config

@@ -14,12 +14,11 @@ Every run is bounded by a wall-clock safety net; nothing asserts on time.
 
 from __future__ import annotations
 
-import threading
 
 import pytest
 
 from concalloc.config import Config
-from concalloc.runtime import EXIT_OK, Runtime, replay_command
+from concalloc.runtime import EXIT_OK, Runtime, RunTimeout, replay_command
 
 GiB = 1 << 30
 BOUND = 300.0                     # seconds per run: a hang guard, not a speed check
@@ -103,29 +102,18 @@ def _cases():
 
 def run_bounded(cfg: Config, cache: bool, save: str | None = None):
     rt = Runtime(cfg, cache=cache)
-    box: dict = {}
-
-    def target():
-        try:
-            box["res"] = rt.run()
-            if save:
-                rt.save_schedule(save)
-        except BaseException as e:  # noqa: BLE001 - reported by the test
-            box["exc"] = e
-
-    t = threading.Thread(target=target, name="campaign-driver", daemon=True)
-    t.start()
-    t.join(BOUND)
-    if t.is_alive():
-        rt.sched.abort(TimeoutError("campaign bound"))
-        t.join(10)
-        pytest.fail(f"seed {cfg.seed}: run did not end within {BOUND} s\n"
-                    f"replay: {replay_command(cfg, cache)}")
+    try:
+        res = rt.run_bounded(BOUND)
+    except RunTimeout as e:
+        pytest.fail(str(e))
+    except BaseException as e:  # noqa: BLE001 - reported by the test
+        rt.close()
+        raise AssertionError(f"seed {cfg.seed}: Runtime.run raised {e!r}\n"
+                             f"replay: {replay_command(cfg, cache)}") from e
+    if save:
+        rt.save_schedule(save)
     rt.close()
-    if "exc" in box:
-        raise AssertionError(f"seed {cfg.seed}: Runtime.run raised {box['exc']!r}\n"
-                             f"replay: {replay_command(cfg, cache)}") from box["exc"]
-    return box["res"]
+    return res
 
 
 def _why(cfg: Config, cache: bool, res, what: str) -> str:

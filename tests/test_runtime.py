@@ -8,13 +8,12 @@ reservation and is closed as soon as its run has ended.
 
 from __future__ import annotations
 
-import threading
 
 import pytest
 
 from concalloc.check.violation import Violation
 from concalloc.config import Config
-from concalloc.runtime import EXIT_INTERNAL, EXIT_OK, EXIT_VIOLATION, Hang, Runtime, replay_command
+from concalloc.runtime import EXIT_INTERNAL, EXIT_OK, EXIT_VIOLATION, Hang, Runtime, RunTimeout, replay_command
 from concalloc.sync import Deadlock, Rank, ThreadFailure
 
 GiB = 1 << 30
@@ -52,25 +51,15 @@ def run_bounded(cfg: Config, timeout: float = BOUND, *, setup=None, **kw):
     rt = Runtime(cfg, **kw)
     if setup is not None:
         setup(rt)
-    box: dict = {}
-
-    def target():
-        try:
-            box["res"] = rt.run()
-        except BaseException as e:  # noqa: BLE001 - handed to the test below
-            box["exc"] = e
-
-    t = threading.Thread(target=target, name="test-driver", daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        rt.sched.abort(TimeoutError("test bound"))
-        t.join(10)
-        pytest.fail(f"run did not end within {timeout} s; replay: {replay_command(cfg, rt.cache)}")
+    try:
+        res = rt.run_bounded(timeout)
+    except RunTimeout as e:
+        pytest.fail(str(e))
+    except BaseException:
+        rt.close()
+        raise
     rt.close()
-    if "exc" in box:
-        raise box["exc"]
-    return rt, box["res"]
+    return rt, res
 
 
 def describe(cfg: Config, res) -> str:
