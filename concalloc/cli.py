@@ -17,6 +17,7 @@ import json
 import sys
 
 from . import __version__
+from .check.violation import Violation
 from .config import ConfigError
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -114,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError) as e:
         print(f"concalloc: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Violation as v:
+        print(f"concalloc: {v}", file=sys.stderr)
+        return EXIT_VIOLATION
     except BrokenPipeError:
         return EXIT_OK
     except KeyboardInterrupt:

@@ -24,8 +24,9 @@ def run_cell(cfg, procs: int, cache: bool) -> list[dict]:
     cell = cfg.replace(procs=procs, mutators=None, lock_stats=True)
     with Runtime(cell, cache=cache) as rt:
         res = rt.run()
-    if res.error is not None:
-        raise RuntimeError(f"run with {procs} Ps, cache {'on' if cache else 'off'} failed: {res.error}")
+    if res.error is not None:   # the run's own error (a Violation exits 1, as in `run`)
+        res.error.add_note(f"in the contention grid's run with {procs} Ps, cache {'on' if cache else 'off'}")
+        raise res.error
     allocs = sum(m["allocs"] for m in res.mutators.values())
     rows = []
     for cls, st in sorted(res.locks.get("classes", {}).items()):

@@ -39,7 +39,8 @@ def add_run_arguments(p, grid: bool = False) -> None:
     w.add_argument("--size", type=int, default=d.size, help=f"object size for ring (default {d.size})")
     w.add_argument("--noscan", action="store_true", help="pointer-free objects (ring)")
     s = p.add_argument_group("scheduling")
-    s.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler)
+    s.add_argument("--scheduler", default=d.scheduler,   # a grid has no single schedule to replay
+                   choices=[k for k in SCHEDULERS if not grid or k != "replay"])
     s.add_argument("--seed", type=int, default=d.seed)
     s.add_argument("--noise", type=float, default=d.noise, help="os: probability a yield point yields")
     s.add_argument("--switch-interval", type=float, default=None, help="os: sys.setswitchinterval")

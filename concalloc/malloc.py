@@ -200,4 +200,5 @@ def mallocgc_nocache(c, size, typ=None, needzero: bool = True) -> int:
     if s.needzero:
         h.sysmem.memclr(x, s.elemsize)
     s.typeids[(x - s.startAddr) // s.elemsize] = typ.id
+    c.scanAlloc += size
     return x

@@ -142,6 +142,8 @@ class Mutator:
     def set_global(self, i: int, addr: int) -> None:
         """Globals are heap-like roots: stores to them get the barrier too."""
         self._yield(self._lbl_store)
+        if self.rt.config.heapcheck >= 2:
+            check_pointer(self._mheap, addr, f"pointer stored into global {i}:")
         wb = self._wb
         if wb is not None:
             wb(self, ("global", i), addr)

@@ -194,7 +194,9 @@ class Runtime:
         """Turn the write barrier on (wb(mutator, slot, new)) or off (None).
         Like Go's writeBarrier.enabled it changes only with the world stopped,
         so every mutator sees the change at its next store."""
-        if not self.world.stopped and any(p.status != P_IDLE for p in self.allp):
+        with self.world.lock:
+            running = any(p.status != P_IDLE for p in self.allp)
+        if running and not self.world.stopped:
             raise RuntimeError("set_write_barrier needs the world stopped")
         self.write_barrier = wb
         for m in self.mutators:

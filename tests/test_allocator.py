@@ -455,3 +455,11 @@ def test_heapscan_noscan_adds_nothing(heap):
     heap.malloc(5)
     heap.flush_mcaches()
     assert heap_scan(heap) == 0
+
+
+def test_cache_off_scan_allocation_counts_scan_bytes(heap):
+    from concalloc.malloc import mallocgc_nocache
+    c = heap.mcaches[0]
+    before = c.scanAlloc
+    mallocgc_nocache(c, 64, ptr_type(8))
+    assert c.scanAlloc - before == 64

@@ -65,7 +65,31 @@ def store_outside_heap_object(m):
     m.store(0xC000000000 - 4096, 0, 0)
 
 
+def store_pointer_into_unused_page(m):
+    x = m.new(NODE)
+    m.set_slot(0, x)
+    m.store(x, 0, m.rt.heap.mheap.curArenaEnd - 4096)   # mapped, never held a span
+
+
+BIG = Type("oracle-big", 40000, [0])
+
+
+def store_past_a_large_object(m):
+    x = m.new(BIG)
+    m.set_slot(0, x)
+    m.store(x, 40000 // 8, 0)      # the first word after the object, inside its last page
+
+
+def store_bad_pointer_into_global(m):
+    x = m.new(NODE)
+    m.set_slot(0, x)
+    m.set_global(0, x + 16)
+
+
 CASES = [
+    (store_pointer_into_unused_page, "mutator.bad_pointer"),
+    (store_past_a_large_object, "mutator.bad_field"),
+    (store_bad_pointer_into_global, "mutator.bad_pointer"),
     (store_into_noscan, "mutator.not_a_pointer"),
     (store_pointer_to_free_slot, "mutator.bad_pointer"),
     (load_outside_the_slot, "mutator.bad_field"),

@@ -6,7 +6,8 @@ a pointer field is checked at the moment it happens:
 
     mutator.bad_object     the object is not inside an allocated span
     mutator.free_object    the object's slot is free (a use after free)
-    mutator.bad_field      the field lies outside the object's slot
+    mutator.bad_field      the field lies outside the object (its slot, for
+                           small objects, whose exact size is not kept)
     mutator.not_a_pointer  the field is not a pointer word of the object's type
     mutator.bad_pointer    the value loaded or stored points into the heap's
                            pages but not at an allocated object
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from ..malloc import ZEROBASE
 from ..memory import type_by_id
+from ..sysmem import ARENA_BASE
 from .violation import throw
 
 
@@ -47,18 +49,22 @@ def check_field(h, obj: int, field: int) -> None:
     """obj.field must be a pointer word of a live object."""
     s, idx, base = _object(h, obj, "mutator.bad_object", "object")
     off = obj + 8 * field - base
-    if field < 0 or off < 0 or off + 8 > s.elemsize:
+    # a large object's size is known exactly (limit); a small one's only to its slot
+    size = s.limit - base if s.spanclass >> 1 == 0 else s.elemsize
+    if field < 0 or off < 0 or off + 8 > size:
         throw("mutator.bad_field", f"field {field} of object {base:#x} lies outside its "
-              f"{s.elemsize}-byte slot", span=s, address=obj)
+              f"{size} bytes", span=s, address=obj)
     typ = _type_of(s, idx)
-    if typ is None or off not in set(typ.pointer_offsets(s.elemsize)):
+    if typ is None or off not in set(typ.pointer_offsets(size)):
         what = "a pointer-free object" if typ is None else f"type {typ.name}, whose pointer words are {list(typ.ptrwords)}"
         throw("mutator.not_a_pointer", f"word {off // 8} of object {base:#x} is not a pointer field ({what})",
               span=s, address=obj)
 
 
 def check_pointer(h, p: int, what: str) -> None:
-    """A pointer value must be nil, zerobase, outside the heap, or an allocated object."""
-    if p == 0 or p == ZEROBASE or h.spanOf(p) is None:
+    """A pointer value must be nil, zerobase, outside the mapped heap, or an
+    allocated object (stricter than Go's findObject, which lets a pointer to
+    a page that never held a span pass)."""
+    if p == 0 or p == ZEROBASE or not ARENA_BASE <= p < h.curArenaEnd:
         return
     _object(h, p, "mutator.bad_pointer", what)
