@@ -15,6 +15,7 @@ a None test on the slow paths only.
 
 from __future__ import annotations
 
+from .mbitmap import heapBitsSetType
 from .memory import Type
 from .sizeclasses import _SMALL_SPC_NOSCAN, _SMALL_SPC_SCAN, MAX_SMALL_SIZE, TINY_SIZE, TINY_SPAN_CLASS
 from .sysmem import PAGE_SHIFT, PAGE_SIZE, OutOfMemory
@@ -95,7 +96,7 @@ def _small_scan(c, size: int, typ) -> int:
         x, s, refilled = c.nextFree(spc)
     if s.needzero:
         c.heap.sysmem.memclr(x, s.elemsize)
-    s.typeids[(x - s.startAddr) // s.elemsize] = typ.id
+    heapBitsSetType(s, x, size, typ)
     c.scanAlloc += size
     if refilled:
         _after_refill(c)
@@ -161,7 +162,9 @@ def _large(c, size: int, typ, needzero: bool) -> int:
     s.freeindex = 1
     s.allocCount = 1
     s.allocCache = 0
-    s.largeType = 0 if typ is None else typ.id
+    s.largeType = 0
+    if typ is not None:
+        heapBitsSetType(s, s.startAddr, size, typ)
     h.stats.add(largeAlloc=npages << PAGE_SHIFT, largeAllocCount=1)
     h.gcController.update(npages << PAGE_SHIFT, size if typ is not None else 0)
     if (needzero or typ is not None) and s.needzero:
@@ -199,6 +202,6 @@ def mallocgc_nocache(c, size, typ=None, needzero: bool = True) -> int:
     s = h.spanOf(x)
     if s.needzero:
         h.sysmem.memclr(x, s.elemsize)
-    s.typeids[(x - s.startAddr) // s.elemsize] = typ.id
+    heapBitsSetType(s, x, size, typ)
     c.scanAlloc += size
     return x

@@ -22,104 +22,37 @@ scheduler the event log hash and the schedule, which replays the run.
 
 from __future__ import annotations
 
-import shlex
 import threading
 import time
-from dataclasses import dataclass, field
 
 from . import workloads
 from .check.violation import Violation, replay_context
-from .config import Config, ConfigError
+from .config import Config
 from .heap import Heap
 from .malloc import mallocgc_nocache
 from .mutator import Mutator
 from .proc import P_IDLE, P, World
-from .sync import (Aborted, AtomicInt, Deadlock, SyncContext, Watchdog, make_scheduler,
-                   load_schedule, save_schedule)
+from .runconfig import (DEFAULT_CONTROLLED_STEPS, DEFAULT_SECONDS, replay_command,  # noqa: F401
+                        scheduler_options, with_run_bounds)
+from .runresult import (EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, Hang,  # noqa: F401
+                        RunResult, RunTimeout, exit_code_for)
+from .sync import Aborted, AtomicInt, Deadlock, SyncContext, Watchdog, make_scheduler, save_schedule
 from .trace import Recorder, write_chrome_trace
 
-EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-DEFAULT_CONTROLLED_STEPS = 2000
-DEFAULT_SECONDS = 3.0
 FIRST_CHECK_REFILLS = 32
 RUN_THREAD = "run"       # the name of the thread that drives Runtime.run
 
 
-class Hang(RuntimeError):
-    """The watchdog saw no progress."""
-
-
-class RunTimeout(RuntimeError):
-    """Runtime.run_bounded: the run did not end within its bound."""
-
-
-@dataclass
-class RunResult:
-    config: dict
-    exit_code: int = EXIT_OK
-    error: BaseException | None = None
-    memstats: dict = field(default_factory=dict)
-    locks: dict = field(default_factory=dict)
-    stw: dict = field(default_factory=dict)
-    violations: list = field(default_factory=list)
-    event_log_hash: str | None = None
-    sched: dict = field(default_factory=dict)
-    mutators: dict = field(default_factory=dict)
-    elapsed: float = 0.0
-
-    def to_json(self) -> dict:
-        d = {"config": self.config, "exit_code": self.exit_code, "memstats": self.memstats,
-             "locks": self.locks, "stw": self.stw, "violations": self.violations,
-             "sched": self.sched, "mutators": self.mutators, "elapsed_s": round(self.elapsed, 3)}
-        if self.event_log_hash is not None:
-            d["event_log_hash"] = self.event_log_hash
-        if self.error is not None and not isinstance(self.error, Violation):
-            d["error"] = {"type": type(self.error).__name__, "message": str(self.error)}
-        return d
-
-
-def exit_code_for(err: BaseException | None) -> int:
-    if err is None:
-        return EXIT_OK
-    if isinstance(err, Violation):
-        return EXIT_VIOLATION
-    return EXIT_INTERNAL
-
-
-def _with_run_bounds(cfg: Config) -> Config:
-    if cfg.steps is None and cfg.seconds is None:
-        return cfg.replace(steps=DEFAULT_CONTROLLED_STEPS) if cfg.controlled() \
-            else cfg.replace(seconds=DEFAULT_SECONDS)
-    if cfg.controlled() and cfg.steps is None:
-        raise ConfigError("seconds", "a controlled run is bounded by --steps, not wall time")
-    return cfg
-
-
-def _scheduler_options(cfg: Config) -> dict:
-    if cfg.scheduler == "os":
-        return {"noise": cfg.noise, "switch_interval": cfg.switch_interval}
-    if cfg.scheduler == "pct":
-        return {"depth": cfg.pct_depth, "pct_k": cfg.pct_k}
-    if cfg.scheduler == "replay":
-        try:
-            doc = load_schedule(cfg.replay_file)
-            return {"schedule": doc["schedule"]}
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ConfigError("replay_file", f"cannot read the schedule {cfg.replay_file!r}: "
-                                             f"{type(e).__name__}: {e}") from None
-    return {}
-
-
 class Runtime:
     def __init__(self, config: Config, *, cache: bool = True, workload=None, progress=None):
-        cfg = _with_run_bounds(config)
+        cfg = with_run_bounds(config)
         self.config = cfg
         self.workload = workload or workloads.get(cfg.workload)
         if hasattr(self.workload, "validate"):
             self.workload.validate(cfg)
         self.cache = cache
         self.progress = progress
-        self.sched = make_scheduler(cfg.scheduler, cfg.seed, **_scheduler_options(cfg))
+        self.sched = make_scheduler(cfg.scheduler, cfg.seed, **scheduler_options(cfg))
         record = cfg.controlled() or cfg.events or bool(cfg.trace)
         self.events = Recorder(True) if record else None
         self.sync = SyncContext(self.sched, check_ranks=cfg.lockrank, lock_stats=cfg.lock_stats,
@@ -332,28 +265,3 @@ class Runtime:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def replay_command(cfg: Config, cache: bool = True) -> str:
-    """The `concalloc run` command line that repeats this configuration."""
-    d = cfg.to_dict()
-    parts = ["concalloc", "run"]
-    flags = {"procs": "--procs", "mutators": "--mutators", "workload": "--workload", "steps": "--steps",
-             "seconds": "--seconds", "live": "--live", "size": "--size", "scheduler": "--scheduler",
-             "seed": "--seed", "noise": "--noise", "pct_depth": "--pct-depth", "pct_k": "--pct-k",
-             "replay_file": "--replay", "reserve_bytes": "--reserve",
-             "switch_interval": "--switch-interval", "hang_seconds": "--hang-seconds"}
-    defaults = Config().to_dict()
-    for k, flag in flags.items():
-        if d[k] is not None and (d[k] != defaults[k] or k in ("scheduler", "seed", "steps")):
-            parts += [flag, shlex.quote(str(d[k]))]
-    if d["noscan"]:
-        parts.append("--noscan")
-    if not cache:
-        parts += ["--cache", "off"]
-    if not d["lock_stats"]:
-        parts.append("--no-lock-stats")  # `run` turns them on unless told not to
-    godebug = [f"{k}={int(d[k])}" for k in ("invalidptr", "lockrank", "heapcheck") if d[k] != defaults[k]]
-    if godebug:
-        parts += ["--godebug", ",".join(godebug)]
-    return " ".join(parts)
