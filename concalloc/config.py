@@ -13,6 +13,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 SCHEDULERS = ("os", "random", "pct", "replay")
+BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
+STACK_SCANS = ("concurrent", "stw-snapshot", "rescan")
+MAX_INT64 = (1 << 63) - 1
 WORKLOADS = ("ring", "tree", "churn", "graph", "burst")
 
 
@@ -44,6 +47,14 @@ class Config:
     invalidptr: bool = True
     lockrank: bool = True                # static lock ranking checks
     heapcheck: int = 1                   # 0 off, 1 verify_heap at STW points, 2 also every mutator pointer access
+    gccheckmark: bool = False            # re-mark from the roots at mark termination
+    gctrace: bool = False                # one line per GC cycle on stderr
+    # the collector
+    gogc: int = 100                      # GOGC; -1 = off
+    memory_limit: int = MAX_INT64        # GOMEMLIMIT in bytes
+    barrier: str = "hybrid"
+    stack_scan: str = "concurrent"
+    gc_workers: int | None = None        # background mark workers (default: 25% of procs, at least 1)
     # scheduling
     scheduler: str = "os"
     seed: int = 1
@@ -51,6 +62,7 @@ class Config:
     switch_interval: float | None = None # os: sys.setswitchinterval for the run
     pct_depth: int = 3
     pct_k: int = 2000
+    max_steps: int = 1_000_000           # controlled runs: the decision cap
     replay_file: str | None = None
     hang_seconds: float = 30.0           # os: watchdog
     # workload
@@ -104,6 +116,15 @@ class Config:
         if self.seconds is not None and not (isinstance(self.seconds, (int, float)) and self.seconds > 0):
             raise ConfigError("seconds", f"must be a positive number, got {self.seconds!r}")
         _int_in("live", self.live, 1, 10**8)
+        _int_in("gogc", self.gogc, -1, 10**6)
+        _int_in("memory_limit", self.memory_limit, 0, MAX_INT64)
+        if self.barrier not in BARRIERS:
+            raise ConfigError("barrier", f"must be one of {', '.join(BARRIERS)}, got {self.barrier!r}")
+        if self.stack_scan not in STACK_SCANS:
+            raise ConfigError("stack_scan", f"must be one of {', '.join(STACK_SCANS)}, got {self.stack_scan!r}")
+        if self.gc_workers is not None:
+            _int_in("gc_workers", self.gc_workers, 1, 64)
+        _int_in("max_steps", self.max_steps, 1, 10**12)
         _int_in("size", self.size, 0, 1 << 40)
         if not (isinstance(self.hang_seconds, (int, float)) and self.hang_seconds > 0):
             raise ConfigError("hang_seconds", f"must be positive, got {self.hang_seconds!r}")
@@ -119,7 +140,8 @@ class Config:
     @classmethod
     def from_godebug(cls, text: str, base: "Config | None" = None) -> "Config":
         """Apply a GODEBUG-style string: 'invalidptr=0,heapcheck=2,lockrank=1'."""
-        known = {"invalidptr": bool, "lockrank": bool, "heapcheck": int}
+        known = {"invalidptr": bool, "lockrank": bool, "heapcheck": int, "gccheckmark": bool,
+                 "gctrace": bool}
         changes = {}
         for item in filter(None, (x.strip() for x in text.split(","))):
             key, sep, val = item.partition("=")

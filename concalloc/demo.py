@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .config import SCHEDULERS, WORKLOADS, Config, ConfigError, parse_bytes
+from .config import (BARRIERS, MAX_INT64, SCHEDULERS, STACK_SCANS, WORKLOADS, Config, ConfigError,
+                     parse_bytes)
 from .report import human_bytes, memstats_table, table
 from .runtime import Runtime
 
@@ -50,6 +51,18 @@ def add_run_arguments(p, grid: bool = False) -> None:
         s.add_argument("--replay", default=None, metavar="FILE", help="replay a saved schedule")
         s.add_argument("--save-schedule", default=None, metavar="FILE", help="save the controlled schedule")
     s.add_argument("--hang-seconds", type=float, default=d.hang_seconds, help="os: watchdog timeout")
+    gc = p.add_argument_group("collector")
+    gc.add_argument("--gogc", default="100", help="GOGC: heap growth percent per cycle, or off (default 100)")
+    gc.add_argument("--memlimit", default="off", help="GOMEMLIMIT, e.g. 64MiB (default off)")
+    gc.add_argument("--barrier", choices=BARRIERS, default=d.barrier,
+                    help=f"write barrier (default {d.barrier}, as Go ships it)")
+    gc.add_argument("--stack-scan", choices=STACK_SCANS, default=d.stack_scan,
+                    help=f"stack-scanning protocol (default {d.stack_scan})")
+    gc.add_argument("--gc-workers", type=int, default=None,
+                    help="background mark workers (default: 25%% of --procs, at least 1)")
+    gc.add_argument("--gctrace", action="store_true", help="one line per GC cycle on stderr (GODEBUG gctrace=1)")
+    s.add_argument("--max-steps", type=int, default=d.max_steps,
+                   help=f"controlled runs: the scheduling-decision cap (default {d.max_steps:,})")
     o = p.add_argument_group("checking and output")
     o.add_argument("--godebug", default="", help="e.g. heapcheck=2,invalidptr=1,lockrank=1")
     if not grid:  # the grid measures locks, so their statistics are always on there
@@ -67,7 +80,27 @@ def config_from_args(args) -> Config:
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
                  pct_k=args.pct_k, replay_file=replay, hang_seconds=args.hang_seconds,
                  lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None))
+    cfg = cfg.replace(gogc=parse_gogc(args.gogc), memory_limit=parse_memlimit(args.memlimit),
+                      barrier=args.barrier, stack_scan=args.stack_scan, gc_workers=args.gc_workers,
+                      gctrace=args.gctrace, max_steps=args.max_steps)
     return Config.from_godebug(args.godebug, cfg) if args.godebug else cfg
+
+
+def parse_gogc(text: str) -> int:
+    """GOGC as Go reads it: a percent, or "off" (-1)."""
+    t = str(text).strip().lower()
+    if t == "off":
+        return -1
+    try:
+        return int(t)
+    except ValueError:
+        raise ConfigError("gogc", f"--gogc takes a percent or off, got {text!r}") from None
+
+
+def parse_memlimit(text: str) -> int:
+    if str(text).strip().lower() == "off":
+        return MAX_INT64
+    return parse_bytes(text, "memlimit")
 
 
 def _progress_line(rt, elapsed: float) -> None:

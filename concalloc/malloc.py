@@ -97,7 +97,7 @@ def _small_scan(c, size: int, typ) -> int:
     if s.needzero:
         c.heap.sysmem.memclr(x, s.elemsize)
     heapBitsSetType(s, x, size, typ)
-    c.scanAlloc += size
+    c.scanAlloc += typ.ptrdata_of(size)
     if refilled:
         _after_refill(c)
     return x
@@ -120,34 +120,40 @@ def _tiny(c, size: int, take_block=None) -> int:
         c.tinyoffset = off + size
         c.tinyAllocs += 1
         return c.tiny + off
-    x = (take_block or _tiny_block)(c)
+    x, refilled = (take_block or _tiny_block)(c)
     c.heap.sysmem.memclr(x, TINY_SIZE)
     if size < c.tinyoffset or not c.tiny:
         c.tiny = x
         c.tinyoffset = size
-    return x
-
-
-def _tiny_block(c) -> int:
-    """A fresh 16-byte block from the P's tiny-class span."""
-    x = c.alloc[TINY_SPAN_CLASS].nextFreeFast()
-    if not x:
-        x, _s, refilled = c.nextFree(TINY_SPAN_CLASS)
-        if refilled:
-            _after_refill(c)
-    return x
-
-
-def _central_alloc(c, spc: int) -> int:
-    """An object from mcentral[spc] under its lock; growing the span list is
-    this path's slow path, where Go would test the GC trigger."""
-    x, grew = c.heap.central[spc].allocObject()
-    if grew:
+    if refilled:          # the trigger test comes last, with the block in place
         _after_refill(c)
     return x
 
 
-def _tiny_block_nocache(c) -> int:
+def _tiny_block(c) -> tuple[int, bool]:
+    """A fresh 16-byte block from the P's tiny-class span, and whether a refill was needed."""
+    x = c.alloc[TINY_SPAN_CLASS].nextFreeFast()
+    if x:
+        return x, False
+    x, _s, refilled = c.nextFree(TINY_SPAN_CLASS)
+    return x, refilled
+
+
+def _central_alloc(c, spc: int) -> tuple[int, bool]:
+    """An object from mcentral[spc] under its lock, and whether the list grew
+    (this path's slow path, where the GC trigger is tested once the object is
+    ready).  During mark the object is born black (gcmarknewobject)."""
+    x, grew = c.heap.central[spc].allocObject()
+    h = c.heap
+    if h.gcphase:
+        s = h.spanOf(x)
+        if not s.setMarked(s.objIndex(x)):
+            c.markedBlack += s.elemsize
+        c.gcAssistBytes -= s.elemsize
+    return x, grew
+
+
+def _tiny_block_nocache(c) -> tuple[int, bool]:
     return _central_alloc(c, TINY_SPAN_CLASS)
 
 
@@ -166,9 +172,13 @@ def _large(c, size: int, typ, needzero: bool) -> int:
     if typ is not None:
         heapBitsSetType(s, s.startAddr, size, typ)
     h.stats.add(largeAlloc=npages << PAGE_SHIFT, largeAllocCount=1)
-    h.gcController.update(npages << PAGE_SHIFT, size if typ is not None else 0)
+    h.gcController.update(npages << PAGE_SHIFT, typ.ptrdata_of(size) if typ is not None else 0)
     if (needzero or typ is not None) and s.needzero:
         h.sysmem.memclr(s.startAddr, size)
+    if h.gcphase:         # allocate black (gcmarknewobject) and run up assist debt
+        s.setMarked(0)
+        c.markedBlack += s.elemsize
+        c.gcAssistBytes -= npages << PAGE_SHIFT
     hook = h.on_large_alloc
     if hook is not None:
         hook(c, s)
@@ -193,15 +203,17 @@ def mallocgc_nocache(c, size, typ=None, needzero: bool = True) -> int:
     if typ is None:
         if size < TINY_SIZE:
             return _tiny(c, size, _tiny_block_nocache)
-        x = _central_alloc(c, _SMALL_SPC_NOSCAN[size])
+        x, grew = _central_alloc(c, _SMALL_SPC_NOSCAN[size])
         s = h.spanOf(x)
         if needzero and s.needzero:
             h.sysmem.memclr(x, s.elemsize)
-        return x
-    x = _central_alloc(c, _SMALL_SPC_SCAN[size])
-    s = h.spanOf(x)
-    if s.needzero:
-        h.sysmem.memclr(x, s.elemsize)
-    heapBitsSetType(s, x, size, typ)
-    c.scanAlloc += size
+    else:
+        x, grew = _central_alloc(c, _SMALL_SPC_SCAN[size])
+        s = h.spanOf(x)
+        if s.needzero:
+            h.sysmem.memclr(x, s.elemsize)
+        heapBitsSetType(s, x, size, typ)
+        c.scanAlloc += typ.ptrdata_of(size)
+    if grew:
+        _after_refill(c)
     return x

@@ -16,11 +16,12 @@ from .mspan import make_emptymspan
 from .sync import store_attr
 from .sizeclasses import NUM_SPAN_CLASSES, TINY_SPAN_CLASS
 from .check.violation import throw
+from .gc.mark import gcmarknewobjects
 
 
 class MCache:
     __slots__ = ("heap", "pid", "alloc", "tiny", "tinyoffset", "tinyAllocs",
-                 "scanAlloc", "flushGen", "emptymspan", "nrefill")
+                 "scanAlloc", "flushGen", "emptymspan", "nrefill", "gcAssistBytes", "markedBlack")
 
     def __init__(self, heap, pid: int = 0):
         self.heap = heap
@@ -33,6 +34,8 @@ class MCache:
         self.scanAlloc = 0     # scannable bytes allocated since the last flush
         self.flushGen = heap.sweepgen
         self.nrefill = 0
+        self.gcAssistBytes = 0  # assist credit in bytes, negative = debt (Go keeps it per G)
+        self.markedBlack = 0    # bytes allocated black this cycle (gcmarknewobject)
 
     def nextFree(self, spc: int):
         """Slow path: (address, span, refilled) for the next free slot of spc."""
@@ -63,6 +66,8 @@ class MCache:
             if s.sweepgen != h.sweepgen + 3:
                 throw("mcache", f"bad sweepgen in refill: {s.describe()} mheap.sweepgen={h.sweepgen}")
             self._flush_span_stats(s, spc)
+            if s.markFrom >= 0:
+                self.markedBlack += gcmarknewobjects(s)
             h.central[spc].uncacheSpan(s)
             # s is no longer ours: if cacheSpan fails (out of memory) the
             # mcache must not keep holding it.
@@ -73,6 +78,9 @@ class MCache:
         store_attr(s, "sweepgen", h.sweepgen + 3)  # swept, then cached: the P owns it now
         s.allocCountBeforeCache = s.allocCount
         s.cachedBy = self.pid
+        if h.gcphase:  # allocate-black: what this span hands out from here on is black
+            s.markFrom = s.freeindex
+            self.gcAssistBytes -= (s.nelems - s.allocCount) * s.elemsize
         self.alloc[spc] = s
         self.nrefill += 1
         if self.scanAlloc:  # Go flushes scanAlloc with refill's heapLive update
@@ -101,6 +109,8 @@ class MCache:
             s = self.alloc[spc]
             if s is not empty:
                 self._flush_span_stats(s, spc)
+                if s.markFrom >= 0:
+                    self.markedBlack += gcmarknewobjects(s)
                 self.alloc[spc] = empty
                 h.central[spc].uncacheSpan(s)
         self.tiny = 0

@@ -40,6 +40,13 @@ class Type:
             self.id = len(_types)
             _types.append(self)
 
+    def ptrdata_of(self, size: int) -> int:
+        """Bytes of an array of this type (size bytes) the marker must scan:
+        Go's (n-1)*elemsize + ptrdata, 0 for a noscan type."""
+        if self.noscan:
+            return 0
+        return size - self.size + 8 * (self.ptrwords[-1] + 1)
+
     def pointer_offsets(self, objsize: int):
         """Byte offsets of the pointer words of an object of objsize bytes
         holding an array of this type."""

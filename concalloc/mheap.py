@@ -104,6 +104,7 @@ class MHeap:
         self.curArenaEnd = ARENA_BASE       # mheap.lock: end of the mapped heap
         self.allspans: dict[MSpan, None] = {}  # in-use spans; mheap.lock
         self.sweepgen = 0                   # world stopped
+        self.gcphase = 0                    # world stopped: the collector's phase (0 off, 1 mark, 2 marktermination)
         self.sweep_queue: list = []         # spans to sweep this cycle; list ops are atomic
         self.stats = HeapStats()            # atomic helper
         self.gcController = GCController()  # atomic fields

@@ -117,7 +117,7 @@ class MSpan:
         "startAddr", "npages", "spanclass", "elemsize", "nelems", "limit",
         "freeindex", "allocCache", "allocBits", "gcmarkBits", "allocCount",
         "sweepgen", "state", "needzero", "divMul", "allocCountBeforeCache",
-        "list", "next", "prev", "typeids", "largeType", "cachedBy", "__weakref__",
+        "list", "next", "prev", "typeids", "largeType", "cachedBy", "markFrom", "__weakref__",
     )
 
     def __init__(self):
@@ -143,6 +143,8 @@ class MSpan:
         self.typeids = None     # small scan spans: array('H') of type ids per slot
         self.largeType = 0      # large spans: the object's type id (0 = noscan)
         self.cachedBy = -1      # id of the P whose mcache holds it, -1 if none
+        self.markFrom = -1      # cached during mark: slots allocated from here on are black;
+                                # written by the caching P, read racily by markers (gc/mark.py)
 
     def init(self, base: int, npages: int, spanclass: int) -> None:
         """mheap.initSpan: set the fields for a fresh in-use span."""
@@ -168,6 +170,7 @@ class MSpan:
         self.allocCache = MASK64
         self.list = None
         self.cachedBy = -1
+        self.markFrom = -1
         self.largeType = 0
         self.typeids = array("H", bytes(2 * self.nelems)) if sizeclass and not spanclass & 1 else None
 

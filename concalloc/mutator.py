@@ -7,14 +7,23 @@ keeps its roots in stack slots it sets and clears, and may use the globals
 shared by all mutators.
 
 Every allocation and every heap pointer load/store is a yield point with a
-stable label, and the top of every allocation is a safe point where the P
-parks if the world is being stopped.  Under the free scheduler with no noise
-a yield point is a bound no-op; with the mcentral cache off, allocation goes
-straight to the mcentral under its lock.
+stable label, and its top is a safe point: there the P parks if the world is
+being stopped and runs the safe-point functions the collector asked of it
+(its stack scan, flushing its write-barrier buffer).  Under the free
+scheduler with no noise a yield point is a bound no-op; with the mcentral
+cache off, allocation goes straight to the mcentral under its lock.
 
-Protection: everything here is owned by the mutator's P, except `stack`,
-which the collector reads with the world stopped, and the runtime's globals,
-whose slots are single stores.
+Roots: the stack slots, and two "registers" -- the result of the last
+allocation and of the last pointer load -- which Go's stack maps would see
+as live locals.  An address a workload holds in a Python local across a
+safe point must be in a slot, a register or reachable from one.
+
+m.gc() is runtime.GC: start a cycle, wait for it and its sweep; m.gc_start()
+starts one and returns at once.
+
+Protection: everything here is owned by the mutator's P; `stack` and `regs`
+are read by the collector only while the P is stopped at a safe point,
+borrowed (idle) or the world is stopped; the runtime's globals are single stores.
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ class Mutator:
         self.c = p.mcache
         self.name = p.name
         self.rng = random.Random(f"{rt.config.seed}:{p.name}")
-        self.stack = [0] * nslots       # roots; owned by the P, read by the GC at STW
+        self.stack = [0] * nslots       # roots; owned by the P, read by the GC at its safe points
+        self.regs = [0, 0]              # roots: last allocation, last pointer load (same protection)
+        p.m = self
         self.nalloc = 0                 # owned by the P; read racily for progress
         self.nptr = 0
         cfg = rt.config
@@ -81,10 +92,12 @@ class Mutator:
     def alloc(self, size, typ: Type | None = None) -> int:
         """Allocate size bytes (an array of typ if given) and return the address."""
         self._yield(self._lbl_alloc)
-        if self._world.gcwaiting:
-            self._world.park(self.p)
+        p = self.p
+        if p.preempt:
+            self._world.safepoint(p)
         self.nalloc += 1
-        return self._malloc(self.c, size, typ, True)
+        x = self.regs[0] = self._malloc(self.c, size, typ, True)
+        return x
 
     def _alloc_recorded(self, size, typ: Type | None = None) -> int:
         x = Mutator.alloc(self, size, typ)
@@ -98,12 +111,19 @@ class Mutator:
     def load(self, obj: int, field: int) -> int:
         """Load pointer word `field` of the object at obj."""
         self._yield(self._lbl_load)
+        p = self.p
+        if p.preempt:
+            self._world.safepoint(p)
         self.nptr += 1
-        return self._mem.load(obj + 8 * field)
+        v = self.regs[1] = self._mem.load(obj + 8 * field)
+        return v
 
     def store(self, obj: int, field: int, value: int) -> None:
         """Store a pointer into word `field` of obj, through the write barrier."""
         self._yield(self._lbl_store)
+        p = self.p
+        if p.preempt:
+            self._world.safepoint(p)
         self.nptr += 1
         slot = obj + 8 * field
         wb = self._wb
@@ -148,6 +168,29 @@ class Mutator:
         if wb is not None:
             wb(self, ("global", i), addr)
         self.rt.globals[i] = addr
+
+    # --- the collector ---
+    def gc(self) -> None:
+        """runtime.GC: run a full cycle (waiting for one in flight first), then
+        finish its sweep.  The P is released while it waits, as a goroutine
+        blocked in runtime.GC holds no P."""
+        gc = self.rt.gc
+        if gc is None:
+            return
+        n = gc.request_cycle()
+        self._world.releasep(self.p)
+        try:
+            gc.wait_cycle(n)
+        finally:
+            self._world.acquirep(self.p)
+        gc.sweep_all()
+
+    def gc_start(self) -> None:
+        """Ask for a cycle now and return at once (the cycle's first stop of
+        the world parks this P at its next safe point)."""
+        gc = self.rt.gc
+        if gc is not None:
+            gc.request_cycle()
 
     def get_global(self, i: int) -> int:
         self._yield(self._lbl_load)

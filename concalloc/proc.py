@@ -9,10 +9,22 @@ point and is waited for).  startTheWorld clears gcwaiting and wakes them.
 Each pause is recorded by reason as time-to-stop plus time-stopped, in ns, or
 in logical scheduler steps under a controlled scheduler.
 
-Protection: P.status, World.gcwaiting's writes, World.stopwait and the pause
-table are guarded by sched.lock (rank SCHED); gcwaiting is read without the
-lock at safe points (a single attribute load; the locked re-check decides).
-worldsema (rank STW) serialises stoppers.
+Safe-point functions (Go's forEachP and suspendG): run_at_safepoint(p, fn)
+has p run fn(p) on its own thread at its next safe point, or runs it at once
+in the caller when p runs no mutator (idle, parked for stop-the-world, or
+blocked in runtime.GC), holding p "borrowed" so that it cannot start running
+meanwhile.  The collector scans stacks and flushes write-barrier buffers
+this way, so a stack is never read while its owner runs.  `p.preempt` is the
+one flag a mutator tests at each safe point: set while a stop-the-world or a
+safe-point function is pending.
+
+Protection: P.status, P.preempt's writes, P.safePointFns, P.borrowed,
+World.gcwaiting's writes, World.stopwait and the pause table are guarded by
+sched.lock (rank SCHED); gcwaiting and preempt are read without the lock at
+safe points (a single attribute load; the locked re-check decides).
+worldsema (rank STW) serialises stoppers.  The GC fields of a P (wbBuf, gcw,
+gcAssistBytes, gcscandone, wbCalls) are owned by the P's thread, and by the
+collector while the world is stopped or the P is borrowed.
 """
 
 from __future__ import annotations
@@ -20,16 +32,37 @@ from __future__ import annotations
 from .sync import Rank
 
 P_IDLE, P_RUNNING, P_GCSTOP, P_DEAD = "idle", "running", "gcstop", "dead"
+_REQ_PENDING, _REQ_TAKEN, _REQ_DONE, _REQ_HANDED_BACK = 0, 1, 2, 3
+
+
+class _SafePointReq:
+    """One function a P is asked to run at its next safe point (sched.lock)."""
+
+    __slots__ = ("fn", "state")
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.state = _REQ_PENDING
 
 
 class P:
-    __slots__ = ("id", "mcache", "status", "name")
+    __slots__ = ("id", "mcache", "status", "name", "m", "preempt", "safePointFns", "borrowed",
+                 "wbBuf", "gcw", "gcAssistBytes", "gcscandone", "wbCalls")
 
     def __init__(self, pid: int, mcache):
         self.id = pid
         self.mcache = mcache
         self.status = P_IDLE   # sched.lock
         self.name = f"P{pid}"
+        self.m = None          # the Mutator running on this P, if any (set before threads start)
+        self.preempt = False   # sched.lock to write: a safe point has something to do
+        self.safePointFns: list = []   # sched.lock: [fn, done] requests
+        self.borrowed = False  # sched.lock: the collector is running a safe-point fn for this idle P
+        self.wbBuf: list[int] = []     # owned by the P: buffered write-barrier pointers
+        self.gcw = None        # owned by the P: its gcWork (assists, barrier flushes, stack scans)
+        self.gcAssistBytes = 0  # owned by the P: assist credit in bytes (negative: debt)
+        self.gcscandone = False  # this cycle's stack scan is done (stack black)
+        self.wbCalls = 0       # owned by the P: write-barrier calls
 
 
 class PauseStats:
@@ -60,6 +93,7 @@ class World:
         self.lock = sync.mutex("sched", Rank.SCHED)
         self.stopped_cond = sync.cond(self.lock, "sched.stopnote")
         self.start_cond = sync.cond(self.lock, "sched.start")
+        self.safepoint_cond = sync.cond(self.lock, "sched.safepoint")
         self.gcwaiting = False     # written under sched.lock
         self.stopwait = 0          # sched.lock
         self.pauses: dict[str, PauseStats] = {}  # sched.lock
@@ -77,6 +111,8 @@ class World:
         self._reason = reason
         with self.lock:
             self.gcwaiting = True
+            for p in self.allp:
+                p.preempt = True
             self.stopwait = sum(1 for p in self.allp if p.status == P_RUNNING)
             while self.stopwait > 0:
                 self.stopped_cond.wait()
@@ -93,6 +129,8 @@ class World:
             self.events.emit("stw_stop", reason=self._reason)
         with self.lock:
             self.gcwaiting = False
+            for p in self.allp:
+                p.preempt = bool(p.safePointFns)
             self.pauses.setdefault(self._reason, PauseStats()).add(
                 self._t_stopped - self._t_request, now - self._t_stopped)
             self.start_cond.notify_all()
@@ -110,7 +148,7 @@ class World:
                 self.stopped_cond.notify_all()
             if self.events:
                 self.events.emit("park", p=p.id)
-            while self.gcwaiting:
+            while self.gcwaiting or p.borrowed:
                 self.start_cond.wait()
             p.status = P_RUNNING
         if self.events:
@@ -120,9 +158,10 @@ class World:
         """A P starts running a mutator.  It may not start while the world is
         stopped: it waits for the start, as a P handed work during STW would."""
         with self.lock:
-            while self.gcwaiting:
+            while self.gcwaiting or p.borrowed:
                 self.start_cond.wait()
             p.status = P_RUNNING
+            p.preempt = bool(p.safePointFns)
 
     def releasep(self, p: P) -> None:
         """A P stops running (its mutator is done): it no longer holds up STW."""
@@ -132,6 +171,89 @@ class World:
                 if self.stopwait == 0:
                     self.stopped_cond.notify_all()
             p.status = P_IDLE
+            self._hand_over_requests(p)
+
+    # --- safe-point functions (forEachP, suspendG) ---
+    def safepoint(self, p: P) -> None:
+        """A mutator saw p.preempt at a safe point: run the safe-point
+        functions asked of it, then park if the world is being stopped."""
+        while True:
+            with self.lock:
+                reqs, p.safePointFns = p.safePointFns, []
+                for r in reqs:
+                    r.state = _REQ_TAKEN
+                if not reqs:
+                    p.preempt = self.gcwaiting
+                    if not self.gcwaiting:
+                        return
+            if not reqs:
+                self.park(p)
+                continue
+            try:
+                for r in reqs:
+                    r.fn(p)
+            finally:
+                with self.lock:
+                    for r in reqs:
+                        r.state = _REQ_DONE
+                    self.safepoint_cond.notify_all()
+
+    def _hand_over_requests(self, p: P) -> None:
+        """(sched.lock held) p stopped running with requests pending: their
+        requesters run them themselves, p being idle."""
+        if p.safePointFns:
+            for r in p.safePointFns:
+                r.state = _REQ_HANDED_BACK
+            p.safePointFns = []
+            self.safepoint_cond.notify_all()
+
+    def run_at_safepoint(self, p: P, fn) -> None:
+        """Run fn(p) with p's mutator stopped at a safe point (Go's suspendG);
+        return when it has run."""
+        self.forEachP(fn, [p])
+
+    def forEachP(self, fn, ps: list[P] | None = None) -> None:
+        """Run fn(p) for every P (or those given) at its next safe point, or
+        directly for a P that runs no mutator; return when all have run."""
+        ps = self.allp if ps is None else ps
+        reqs, direct = [], []
+        with self.lock:
+            for p in ps:
+                if p.status == P_RUNNING:
+                    r = _SafePointReq(fn)
+                    p.safePointFns.append(r)
+                    p.preempt = True
+                    reqs.append((p, r))
+                else:
+                    direct.append(p)
+        for p in direct:
+            self._run_borrowed(p, fn)
+        for p, r in reqs:
+            with self.lock:
+                while r.state < _REQ_DONE:
+                    self.safepoint_cond.wait()
+            if r.state == _REQ_HANDED_BACK:
+                self._run_borrowed(p, fn)
+
+    def _run_borrowed(self, p: P, fn) -> None:
+        """Run fn(p) for a P that is not running, holding it so it cannot start."""
+        with self.lock:
+            while p.borrowed:
+                self.safepoint_cond.wait()
+            if p.status == P_RUNNING:       # it started meanwhile: ask it instead
+                borrowed = False
+            else:
+                borrowed = p.borrowed = True
+        if not borrowed:
+            self.run_at_safepoint(p, fn)
+            return
+        try:
+            fn(p)
+        finally:
+            with self.lock:
+                p.borrowed = False
+                self.start_cond.notify_all()
+                self.safepoint_cond.notify_all()
 
     def pause_table(self) -> dict:
         with self.lock:

@@ -25,15 +25,15 @@ def scheduler_options(cfg: Config) -> dict:
     if cfg.scheduler == "os":
         return {"noise": cfg.noise, "switch_interval": cfg.switch_interval}
     if cfg.scheduler == "pct":
-        return {"depth": cfg.pct_depth, "pct_k": cfg.pct_k}
+        return {"depth": cfg.pct_depth, "pct_k": cfg.pct_k, "max_steps": cfg.max_steps}
     if cfg.scheduler == "replay":
         try:
             doc = load_schedule(cfg.replay_file)
-            return {"schedule": doc["schedule"]}
+            return {"schedule": doc["schedule"], "max_steps": cfg.max_steps}
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ConfigError("replay_file", f"cannot read the schedule {cfg.replay_file!r}: "
                                              f"{type(e).__name__}: {e}") from None
-    return {}
+    return {"max_steps": cfg.max_steps}
 
 
 def replay_command(cfg: Config, cache: bool = True) -> str:

@@ -33,12 +33,14 @@ class RunResult:
     event_log_hash: str | None = None
     sched: dict = field(default_factory=dict)
     mutators: dict = field(default_factory=dict)
+    gc: dict = field(default_factory=dict)
     elapsed: float = 0.0
 
     def to_json(self) -> dict:
         d = {"config": self.config, "exit_code": self.exit_code, "memstats": self.memstats,
              "locks": self.locks, "stw": self.stw, "violations": self.violations,
-             "sched": self.sched, "mutators": self.mutators, "elapsed_s": round(self.elapsed, 3)}
+             "sched": self.sched, "mutators": self.mutators, "gc": self.gc,
+             "elapsed_s": round(self.elapsed, 3)}
         if self.event_log_hash is not None:
             d["event_log_hash"] = self.event_log_hash
         if self.error is not None and not isinstance(self.error, Violation):

@@ -8,10 +8,9 @@ SyncContext every lock comes from, the event recorder, the heap with one
 mcache per P, the Ps and the stop-the-world machinery.  GOMAXPROCS Ps exist;
 `mutators` of them run a workload on their own thread, the others stay idle.
 
-A collector thread ("gc") stands where Go's GC will: it is woken from the
-allocation slow path (after a refill or a large allocation, as Go's trigger
-test is) at doubling thresholds, stops the world, checks every heap
-invariant (heapcheck >= 1) or reads MemStats, and starts the world again.
+The collector (gc/cycle.py) runs on threads of its own: "gc" runs the
+cycles, "gcw0".. are the background mark workers, "bgsweep" sweeps.  The
+allocation slow path pays assist debt and tests the pacer's trigger.
 
 The first error of any thread ends the run: an invariant violation (exit 1),
 a deadlock, a hang seen by the watchdog, a replay divergence or an exception
@@ -31,6 +30,7 @@ from .config import Config
 from .heap import Heap
 from .malloc import mallocgc_nocache
 from .mutator import Mutator
+from .gc.cycle import GC
 from .proc import P_IDLE, P, World
 from .runconfig import (DEFAULT_CONTROLLED_STEPS, DEFAULT_SECONDS, replay_command,  # noqa: F401
                         scheduler_options, with_run_bounds)
@@ -39,7 +39,6 @@ from .runresult import (EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, Hang
 from .sync import Aborted, AtomicInt, Deadlock, SyncContext, Watchdog, make_scheduler, save_schedule
 from .trace import Recorder, write_chrome_trace
 
-FIRST_CHECK_REFILLS = 32
 RUN_THREAD = "run"       # the name of the thread that drives Runtime.run
 
 
@@ -67,23 +66,11 @@ class Runtime:
         nslots = self.workload.slots(cfg)
         self.mutators = [Mutator(self, p, nslots) for p in self.allp[:cfg.nmutators()]]
         self._active = AtomicInt(len(self.mutators))
-        self._kick = self.sync.event("gc.kick")
-        self._done = False               # set once by the last mutator, read by the collector
-        if not self.mutators:            # --mutators 0: nothing will ever finish and kick
-            self._done = True
-            self._kick.set()
-        self._refills = AtomicInt(0)
-        self._next_check = AtomicInt(FIRST_CHECK_REFILLS)
-        self.nchecks = 0                 # the collector thread only
-        self.heap.mheap.on_refill = self._on_alloc_slow_path
-        self.heap.mheap.on_large_alloc = lambda c, s: self._on_alloc_slow_path(c)
-
-    # --- the allocation slow path's trigger test ---
-    def _on_alloc_slow_path(self, c) -> None:
-        n = self._refills.add(1)
-        nxt = self._next_check.load()
-        if n >= nxt and self._next_check.cas(nxt, nxt * 2):
-            self._kick.set()
+        self.gc = GC(self)
+        if not self.mutators:            # --mutators 0: nothing will ever finish and stop the GC
+            self.gc.stop()
+        self.heap.mheap.on_refill = self.gc.on_alloc_slow_path
+        self.heap.mheap.on_large_alloc = lambda c, s: self.gc.on_alloc_slow_path(c)
 
     # --- threads ---
     def _mutator_main(self, m: Mutator) -> None:
@@ -96,32 +83,18 @@ class Runtime:
         finally:
             world.releasep(m.p)
             if self._active.add(-1) == 0:
-                self._done = True
-                self._kick.set()
+                self.gc.stop()
 
-    def _collector_main(self) -> None:
-        try:
-            while True:
-                self._kick.wait()
-                self._kick.clear()
-                if self._done:
-                    return
-                self.stw_check()
-        except Violation as v:
-            self.sched.fail(v)
+    @property
+    def nchecks(self) -> int:
+        """GC cycles so far (each verifies the heap at sweep termination when heapcheck >= 1)."""
+        return self.gc.numgc
 
-    def stw_check(self) -> None:
-        """One stop-the-world check: verify_heap or a ReadMemStats flush."""
-        self.nchecks += 1
-        verify = self.config.heapcheck >= 1 and self.nchecks % 2 == 1
-        self.world.stopTheWorld("verify_heap" if verify else "ReadMemStats")
-        try:
-            if verify:
-                self.heap.verify()
-            else:
-                self.heap.flush_mcaches()
-        finally:
-            self.world.startTheWorld()
+    def install_write_barrier(self, wb) -> None:
+        """The collector's setGCPhase: every mutator's barrier (world stopped)."""
+        self.write_barrier = wb
+        for m in self.mutators:
+            m._wb = wb
 
     def set_write_barrier(self, wb) -> None:
         """Turn the write barrier on (wb(mutator, slot, new)) or off (None).
@@ -131,9 +104,7 @@ class Runtime:
             running = any(p.status != P_IDLE for p in self.allp)
         if running and not self.world.stopped:
             raise RuntimeError("set_write_barrier needs the world stopped")
-        self.write_barrier = wb
-        for m in self.mutators:
-            m._wb = wb
+        self.install_write_barrier(wb)
 
     def progress_counter(self) -> int:
         """Allocations so far, summed over mutators (racy reads; display and watchdog only)."""
@@ -191,7 +162,7 @@ class Runtime:
             # The collector first: under free threads a mutator runs as soon as
             # it is started, and a kick the collector is not yet there to take
             # is only seen after the mutators are done (so no check at all).
-            self.sched.start_thread("gc", self._collector_main)
+            self.gc.start_threads(self.sched.start_thread)
             for m in self.mutators:
                 self.sched.start_thread(m.name, lambda m=m: self._mutator_main(m))
             stop_progress = self._start_progress(t0)
@@ -245,6 +216,9 @@ class Runtime:
         res.mutators = {m.name: {"allocs": m.nalloc, "ptr_ops": m.nptr} for m in self.mutators}
         res.sched = {"kind": self.sched.kind, "seed": cfg.seed, "steps": self.sched.steps,
                      "checks": self.nchecks}
+        if res.memstats:
+            res.memstats.update(self.gc.memstats())
+        res.gc = self.gc.to_json()
         if self.events is not None and cfg.controlled():
             res.event_log_hash = self.events.event_log_hash()
         if cfg.trace and self.events is not None:

@@ -92,7 +92,7 @@ def test_human_report_of_a_controlled_run(capsys):
 def test_trace_is_chrome_trace_json(capsys, tmp_path, sched):
     path = tmp_path / "trace.json"
     doc = run_json(capsys, "--steps", "200", "--procs", "2", "--size", "1024", "--scheduler", sched,
-                   "--trace", str(path))
+                   "--gogc", "5", "--trace", str(path))
     assert doc["exit_code"] == 0
     trace = json.loads(path.read_text())
     events = trace["traceEvents"]

@@ -20,12 +20,13 @@ GiB = 1 << 30
 BOUND = 120.0          # seconds: a safety net for hung runs, never an assertion about speed
 WORKLOADS = ("ring", "tree", "churn", "graph", "burst")
 
-# Allocations per mutator so that the collector's first trigger (32 mcache
-# refills or large allocations, summed over the Ps) comes well before the end
-# of the run, so stop-the-world checks really happen.  Tree and graph objects
-# are small (341 and 256 to a span), hence more steps; the OS scheduler is
-# cheap, so it gets a wide margin: its collector thread must get the CPU and
-# the GIL after the trigger and before the mutators finish.
+# Allocations per mutator so that the collector's first cycle (GOGC 1: a
+# 40 KiB minimum heap goal) comes well before the end of the run, so the
+# stop-the-world checks really happen.  Tree and graph objects are small
+# (341 and 256 to a span), hence more steps; the OS scheduler is cheap, so it
+# gets a wide margin: its collector thread must get the CPU and the GIL after
+# the trigger and before the mutators finish.
+GOGC = {"ring": 5, "tree": 5, "churn": 50, "graph": 5, "burst": 20}   # churn keeps ~1 MiB live
 STEPS = {"ring": 400, "tree": 4000, "churn": 500, "graph": 2200, "burst": 500}
 OS_STEPS = {"ring": 10000, "tree": 30000, "churn": 8000, "graph": 6000, "burst": 4000}
 LIVE = 64
@@ -73,9 +74,10 @@ def check_memstats(ms: dict, allocs: int) -> None:
     assert ms["HeapAlloc"] == ms["Alloc"] <= ms["TotalAlloc"]
     assert ms["HeapAlloc"] <= ms["HeapInuse"]
     assert ms["HeapReleased"] <= ms["HeapIdle"]
-    # No collector frees anything yet, and every mallocgc of a nonzero size
-    # is one malloc (a tiny allocation too): the counts are exact.
+    # Every mallocgc of a nonzero size is one malloc (a tiny allocation too):
+    # the count is exact.
     assert ms["Mallocs"] == allocs
+    assert ms["Frees"] <= ms["Mallocs"]
 
 
 # --- 1. every workload under every scheduler -----------------------------------------
@@ -85,22 +87,24 @@ def check_memstats(ms: dict, allocs: int) -> None:
 def test_workload_runs_clean_with_stw_checks(sched, workload):
     steps = (OS_STEPS if sched.startswith("os") else STEPS)[workload]
     cfg = Config(lock_stats=True, procs=4, workload=workload, steps=steps, live=LIVE, size=1024,
-                 reserve_bytes=GiB, **SCHEDULERS[sched])
+                 reserve_bytes=GiB, gogc=GOGC[workload], gccheckmark=True, **SCHEDULERS[sched])
     rt, res = run_bounded(cfg)
     why = describe(cfg, res)
     assert res.exit_code == EXIT_OK, why
     assert res.error is None and res.violations == [], why
     allocs = {name: m["allocs"] for name, m in res.mutators.items()}
     assert allocs == {f"P{i}": steps for i in range(4)}, why
-    # The collector stopped the world and ran verify_heap at least once; the
-    # first check is always a verify_heap, the next a ReadMemStats, and so on.
-    assert res.stw.get("verify_heap", {}).get("count", 0) >= 1, (res.stw, why)
-    assert sum(p["count"] for p in res.stw.values()) == res.sched["checks"]
-    assert res.stw["verify_heap"]["count"] == (res.sched["checks"] + 1) // 2
+    # The collector ran whole cycles: each stops the world at sweep
+    # termination (with verify_heap) and at least once at mark termination,
+    # and checkmark found every reachable object marked.
+    ngc = res.gc["num_gc"]
+    assert ngc >= 1 and res.memstats["NumGC"] == ngc, (res.gc, why)
+    assert res.stw["GC sweep termination"]["count"] == ngc, (res.stw, why)
+    assert res.stw["GC mark termination"]["count"] >= ngc, (res.stw, why)
     check_memstats(res.memstats, sum(allocs.values()))
     for name, st in res.locks["classes"].items():
         assert 0 <= st["contended"] <= st["acquisitions"], (name, st)
-    assert res.locks["classes"]["worldsema"]["acquisitions"] == res.sched["checks"]
+    assert res.locks["classes"]["worldsema"]["acquisitions"] == sum(p["count"] for p in res.stw.values())
     if cfg.controlled():
         assert res.event_log_hash and len(res.event_log_hash) == 64
         assert res.sched["steps"] > 0
@@ -121,11 +125,11 @@ def test_idle_ps_do_not_hold_up_the_world():
     # 4 Ps, 2 of them running mutators: the idle ones never park and the
     # world still stops.
     cfg = Config(lock_stats=True, procs=4, mutators=2, workload="ring", size=1024, steps=600, live=LIVE,
-                 scheduler="random", reserve_bytes=GiB)
+                 scheduler="random", reserve_bytes=GiB, gogc=5)
     _rt, res = run_bounded(cfg)
     assert res.exit_code == EXIT_OK, describe(cfg, res)
     assert set(res.mutators) == {"P0", "P1"}
-    assert res.stw["verify_heap"]["count"] >= 1
+    assert res.stw["GC sweep termination"]["count"] >= 1
 
 
 # --- custom workloads ---------------------------------------------------------------

@@ -4,7 +4,7 @@ Each module's top comment states its design; context.SyncContext is where a
 run's primitives are built.
 """
 
-from .atomic import AtomicCounters, AtomicInt, add_attr, and8, cas_attr, or8, store_attr
+from .atomic import AtomicCounters, AtomicInt, add_attr, and8, cas_attr, or8, or_bits, store_attr
 from .context import SyncContext
 from .errors import Aborted, Deadlock, LockRankViolation, ReplayDivergence, StepLimitExceeded, ThreadFailure
 from .lockrank import Rank
@@ -13,7 +13,7 @@ from .sched import Scheduler, load_schedule, make_scheduler, save_schedule
 from .waits import Cond, Event
 from .watchdog import Watchdog
 
-__all__ = ["AtomicCounters", "AtomicInt", "add_attr", "and8", "cas_attr", "or8", "store_attr",
+__all__ = ["AtomicCounters", "AtomicInt", "add_attr", "and8", "cas_attr", "or8", "or_bits", "store_attr",
            "LockRankViolation", "Mutex", "SyncContext", "Rank",
            "Aborted", "Deadlock", "ReplayDivergence", "StepLimitExceeded", "ThreadFailure",
            "Scheduler", "make_scheduler", "load_schedule", "save_schedule",

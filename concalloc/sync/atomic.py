@@ -121,6 +121,15 @@ def or8(buf: bytearray, i: int, mask: int) -> int:
         return old
 
 
+def or_bits(buf: bytearray, mask: int) -> int:
+    """buf |= mask, the buffer read as one little-endian integer, atomically
+    with or8/and8 on the same buffer; returns the old value as an int."""
+    with _stripe(buf):
+        old = int.from_bytes(buf, "little")
+        buf[:] = (old | mask).to_bytes(len(buf), "little")
+        return old
+
+
 def and8(buf: bytearray, i: int, mask: int) -> int:
     with _stripe(buf):
         old = buf[i]

@@ -1,7 +1,9 @@
 """ring: a ring of `live` slots; step i allocates a fresh object of `size`
 bytes into slot i mod live.  With noscan the object is pointer-free bytes;
-otherwise its first word points to the object in the previous slot, so the
-live heap is a chain of `live` objects."""
+otherwise its first word points to the object in the previous slot, and the
+object in the next slot (the oldest) drops its pointer to the object being
+replaced, so the live heap is a chain of exactly `live` objects and every
+replaced object is garbage."""
 
 from __future__ import annotations
 
@@ -31,5 +33,8 @@ def run(m, cfg) -> None:
             prev = m.slot((i - 1) % live)
             if prev:
                 m.store(x, 0, prev)
+            oldest = m.slot((i + 1) % live)
+            if oldest and live > 1:
+                m.store(oldest, 0, 0)     # it pointed at the object slot i held
         m.set_slot(i % live, x)
         i += 1

@@ -1,0 +1,115 @@
+"""Write barriers and the per-P write-barrier buffer (mbarrier.go, mwbbuf.go).
+
+While the phase is mark, every heap or global pointer store `*slot = ptr`
+runs the selected barrier first.  The published hybrid barrier (proposal
+17503) is
+
+    writePointer(slot, ptr):
+        shade(*slot)                  // deletion (Yuasa): an object hidden by
+                                      //   moving its only reference from the
+                                      //   heap onto a black stack stays grey
+        if current stack is grey:     // insertion (Dijkstra): an object moved
+            shade(ptr)                //   from an unscanned stack into a black
+        *slot = ptr                   //   heap object stays grey
+
+and Go 1.8+ ships it with the stack test dropped (both pointers recorded
+unconditionally).  The kinds users can pick:
+
+    none         no barrier at all
+    dijkstra     shade(ptr)                         (insertion only)
+    yuasa        shade(*slot)                       (deletion only)
+    hybrid       shade(*slot); shade(ptr)           (what Go ships)
+    hybrid-cond  shade(*slot); shade(ptr) while this P's stack is unscanned
+
+"Shade" is buffered as in Go: the pointers go into the P's wbBuf and are
+greyed when it fills (wbBufFlush), at the mark-completion ragged barrier and
+at the mark-termination re-check.  A yield point sits after the old value is
+read ("wb.read_old", where go-weave interrupts its barrier) and between
+recording and the store ("wb.shade").  Neither is a safe point: no stack
+scan or stop-the-world can happen there, only other threads' steps.
+
+Stack writes (set_slot, clear_slot) take no barrier, as in Go.
+
+Protection: p.wbBuf is owned by its P (world stopped: the collector).
+"""
+
+from __future__ import annotations
+
+from .mark import shade
+
+WBBUF_ENTRIES = 512          #: pointers per P buffer (Go 1.19: 256 (old, new) pairs)
+
+BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
+
+
+def wbBufFlush1(gc, p) -> bool:
+    """Grey every pointer in p's buffer into p's gcWork and publish that work.
+    Returns True if anything was greyed."""
+    buf = p.wbBuf
+    if not buf:
+        return False
+    p.wbBuf = []
+    gcw = p.gcw
+    n = len(gcw)
+    marked = gcw.bytesMarked
+    for ptr in buf:
+        if ptr:
+            shade(gc, ptr, gcw)
+    greyed = len(gcw) != n or gcw.bytesMarked != marked
+    if len(gcw):
+        gcw.dispose()
+        gc.enlist_worker()
+    return greyed
+
+
+def make_barrier(gc, kind: str):
+    """The function Mutator.store calls as wb(m, slot, ptr) before the store,
+    or None for no barrier."""
+    if kind == "none":
+        return None
+    load = gc.mem.load
+    yp = gc.yp
+
+    def put(p, x):
+        buf = p.wbBuf
+        buf.append(x)
+        if len(buf) >= WBBUF_ENTRIES:
+            wbBufFlush1(gc, p)
+
+    if kind == "dijkstra":
+        def wb(m, slot, ptr):
+            p = m.p
+            p.wbCalls += 1
+            put(p, ptr)
+            yp("wb.shade")
+    elif kind == "yuasa":
+        def wb(m, slot, ptr):
+            p = m.p
+            p.wbCalls += 1
+            old = load(slot)
+            yp("wb.read_old")
+            put(p, old)
+            yp("wb.shade")
+    elif kind == "hybrid":
+        def wb(m, slot, ptr):
+            p = m.p
+            p.wbCalls += 1
+            old = load(slot)
+            yp("wb.read_old")
+            put(p, old)
+            put(p, ptr)
+            yp("wb.shade")
+    elif kind == "hybrid-cond":
+        def wb(m, slot, ptr):
+            p = m.p
+            p.wbCalls += 1
+            old = load(slot)
+            yp("wb.read_old")
+            put(p, old)
+            if not p.gcscandone:
+                put(p, ptr)
+            yp("wb.shade")
+    else:
+        raise ValueError(f"unknown write barrier {kind!r} (expected one of {', '.join(BARRIERS)})")
+    wb.kind = kind
+    return wb

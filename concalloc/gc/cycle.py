@@ -1,0 +1,522 @@
+"""The GC cycle: gcStart, mark completion, mark termination, the collector threads (mgc.go).
+
+One cycle, as Go 1.19 runs it (phase / write barrier / allocate-black):
+
+1. Sweep termination, world stopped (GCoff / off / white): finish sweeping
+   the previous cycle (finishsweep_m), flush every mcache (the tiny block
+   stays, and is greyed below), reset each P's stack colour and assist
+   credit, start the pacer's cycle.
+2. setGCPhase(GCmark) (mark / on / black): the barrier goes on in every
+   mutator before any object is blackened; root jobs are prepared (the
+   globals, one per P's stack; with --stack-scan stw-snapshot the stacks are
+   scanned right here instead); the tiny blocks are greyed; blackening is
+   enabled; the world starts.
+3. Concurrent mark: background mark workers claim root jobs and drain grey
+   objects; allocating Ps pay assist debt; stores go through the barrier.
+4. Mark completion (gcMarkDone): when the workers are idle, the roots done
+   and no work is queued, a ragged barrier has every P flush its write
+   barrier buffer and publish its gcWork at a safe point.  If that found
+   work, mark goes on.  Otherwise the world stops and the re-check (Go issue
+   27993) looks at every buffer again; work found restarts the world.
+5. Mark termination, world stopped (marktermination, then GCoff / off /
+   white): with --stack-scan rescan every stack is scanned again and the
+   heap drained; mcaches are flushed (setting the mark bits of the objects
+   allocated black); the checks run (no grey object, no buffered barrier
+   entry, gccheckmark); heapMarked is reset; sweepgen += 2; the pacer
+   commits the next goal; the world starts; sweeping goes on in the
+   background.
+
+The collector thread ("gc") runs cycles when kicked: by the allocation
+slow path when the pacer's trigger test passes, by runtime.GC (m.gc()) or
+by gc_start.  Kicks are counted under gc.lock, so none is lost.
+
+Protection: phase, blackenEnabled, the root-job table and the cycle
+records change with the world stopped or under `lock` (rank GC_CTRL);
+blackenEnabled and phase are read racily by markers (a single load; the
+world-stopped re-check decides).  `lock` guards nwait, the root-job
+counters, kick counts and numgc.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..check.violation import Violation, throw
+from ..sync import AtomicInt, Rank
+from . import checkmark as _checkmark
+from . import mark as _mark
+from . import sweep as _sweep
+from .barrier import make_barrier, wbBufFlush1
+from .work import GCWork, WorkLists
+
+GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2
+PHASE_NAMES = {GC_OFF: "off", GC_MARK: "mark", GC_MARKTERMINATION: "marktermination"}
+STACK_SCANS = ("concurrent", "stw-snapshot", "rescan")
+PAUSE_RING = 256                    #: MemStats.PauseNs is a circular buffer of this many
+
+
+def default_workers(procs: int) -> int:
+    """Go's dedicated mark workers for GOMAXPROCS: 25% of the Ps, rounded, at least 1."""
+    return max(1, int(procs * 0.25 + 0.5))
+
+
+class GC:
+    """Go's `work` and gcphase, and the collector's threads for one Runtime."""
+
+    def __init__(self, rt):
+        cfg = rt.config
+        self.rt = rt
+        self.cfg = cfg
+        self.h = rt.heap.mheap
+        self.mem = rt.heap.memory
+        self.world = rt.world
+        self.sync = rt.sync
+        self.allp = rt.allp
+        self.ctl = self.h.gcController
+        self.ctl.init(cfg.gogc, cfg.memory_limit)
+        self.lists = WorkLists(rt.sync)
+        self.lock = rt.sync.mutex("gc.ctl", Rank.GC_CTRL)
+        self.kick_cond = rt.sync.cond(self.lock, "gc.kick")
+        self.work_cond = rt.sync.cond(self.lock, "gc.work")
+        self.done_cond = rt.sync.cond(self.lock, "gc.markdone")
+        self.cycle_cond = rt.sync.cond(self.lock, "gc.cycle")
+        self.sweep_cond = rt.sync.cond(self.lock, "gc.bgsweep")
+        self.phase = GC_OFF                 # world stopped
+        self.blackenEnabled = False         # world stopped (or lock, see markdone)
+        self.barrier_kind = cfg.barrier
+        self.stack_scan = cfg.stack_scan
+        self.nworkers = cfg.gc_workers or default_workers(cfg.procs)
+        self.nwait = self.nworkers          # lock
+        self.markrootJobs = 0               # lock
+        self.markrootNext = 0               # lock
+        self.rootsDone = 0                  # lock
+        self.kicks = 0                      # lock: heap-trigger kicks not yet taken
+        self.forced = 0                     # lock: runtime.GC requests not yet taken
+        self.numgc = 0                      # lock: completed cycles
+        self.started = 0                    # lock: started cycles
+        self.stopping = False               # lock: the mutators are done
+        self.exiting = False                # lock: the collector thread is done; helpers exit
+        self.sweeping = False               # lock: the background sweeper has work
+        self.sweepers = AtomicInt(0)        # background sweeps in flight
+        self.sweep_waiting = False          # lock: finishsweep_m waits for sweepers to reach 0
+        self.assist_work = AtomicInt(0)
+        self.bytesMarked = AtomicInt(0)
+        self.bg_cpu_ns = AtomicInt(0)
+        self.assist_cpu_ns = AtomicInt(0)
+        self.cycles: list[dict] = []        # the collector thread (world stopped appends)
+        self.pause_ns: list[int] = []       # world stopped
+        self.pause_end: list[int] = []
+        # Times come from the scheduler's clock (ns, or logical steps under a
+        # controlled scheduler, so a controlled run stays a function of
+        # (config, seed)); CPU times from the thread's CPU clock, or the same
+        # step clock when controlled.
+        self.clock = rt.sched.clock
+        self.cpuclock = self.clock if rt.sched.controlled else time.thread_time_ns
+        self.t0 = self.clock()
+        self.gcw = GCWork(self.lists, "gc")  # the collector thread's own
+        self.yp = rt.sync.yield_point
+        rt.sched.add_abort_hook(self._rebind_yield)
+        self.ctl.maxStackScan = 8 * sum(len(m.stack) + len(m.regs) for m in rt.mutators)
+        self.ctl.globalsScan = 8 * len(rt.globals)
+        self.ctl.commit()
+        for p in self.allp:
+            p.gcw = GCWork(self.lists, p.name)
+        self.on_cycle_end = None            # fn(record) after each cycle (gctrace)
+
+    def _rebind_yield(self) -> None:
+        self.yp = self.sync.yield_point
+
+    def global_words(self) -> list[int]:
+        return list(self.rt.globals)
+
+    # --- threads ---------------------------------------------------------------
+
+    def start_threads(self, start) -> None:
+        start("gc", self._collector_main)
+        for i in range(self.nworkers):
+            start(f"gcw{i}", lambda i=i: self._worker_main(GCWork(self.lists, f"gcw{i}")))
+        start("bgsweep", self._bgsweep_main)
+
+    def stop(self) -> None:
+        """The last mutator is done: finish the cycle in flight, then exit."""
+        with self.lock:
+            self.stopping = True
+            self.kick_cond.notify_all()
+
+    def _collector_main(self) -> None:
+        try:
+            while True:
+                with self.lock:
+                    while not (self.kicks or self.forced or self.stopping):
+                        self.kick_cond.wait()
+                    if not (self.kicks or self.forced):
+                        break
+                    forced = self.forced > 0
+                    if forced:
+                        self.forced -= 1
+                    else:
+                        self.kicks = 0
+                if forced or self.ctl.test_heap_trigger():
+                    self.gc_cycle(forced)
+        except Violation as v:
+            self.rt.sched.fail(v)
+        finally:
+            with self.lock:
+                self.stopping = self.exiting = True
+                self.work_cond.notify_all()
+                self.sweep_cond.notify_all()
+                self.cycle_cond.notify_all()
+
+    def _worker_main(self, gcw) -> None:
+        """gcBgMarkWorker: a dedicated mark worker."""
+        try:
+            while True:
+                with self.lock:
+                    while not self.exiting and not (self.blackenEnabled and self._work_available()):
+                        self.work_cond.wait()
+                    if self.exiting:
+                        return
+                    self.nwait -= 1
+                t = self.cpuclock()
+                try:
+                    _mark.gcDrain(self, gcw, _mark.DRAIN_UNTIL_PREEMPT | _mark.DRAIN_FLUSH_BG_CREDIT)
+                    gcw.dispose()
+                finally:
+                    self.bg_cpu_ns.add(self.cpuclock() - t)
+                    with self.lock:
+                        self.nwait += 1
+                        if self.nwait == self.nworkers:
+                            self.done_cond.notify_all()
+        except Violation as v:
+            self.rt.sched.fail(v)
+
+    def _work_available(self) -> bool:
+        """(lock held) Root jobs left or full buffers queued."""
+        return self.markrootNext < self.markrootJobs or self.lists.nfull > 0
+
+    def _bgsweep_main(self) -> None:
+        """bgsweep: sweep the previous cycle's spans one at a time."""
+        h = self.h
+        try:
+            while True:
+                with self.lock:
+                    while not self.sweeping and not self.exiting:
+                        self.sweep_cond.wait()
+                    if self.exiting and not self.sweeping:
+                        return
+                while True:
+                    self.sweepers.add(1)
+                    try:
+                        npages = _sweep.sweepone(h)
+                    finally:
+                        if self.sweepers.add(-1) == 0 and self.sweep_waiting:
+                            with self.lock:
+                                self.sweep_cond.notify_all()
+                    if npages == -1:
+                        break
+                    self.yp("sweep.span")
+                with self.lock:
+                    self.sweeping = False
+        except Violation as v:
+            self.rt.sched.fail(v)
+
+    # --- kicks, from the mutators ---------------------------------------------------
+
+    def on_alloc_slow_path(self, c) -> None:
+        """The end of every allocation slow path: pay assist debt during mark,
+        then Go's trigger test (gcTrigger{kind: gcTriggerHeap}.test)."""
+        if self.blackenEnabled and c.gcAssistBytes < 0:
+            t = self.cpuclock()
+            _mark.gcAssistAlloc(self, self.allp[c.pid])
+            self.assist_cpu_ns.add(self.cpuclock() - t)
+        if self.phase == GC_OFF and self.ctl.test_heap_trigger():
+            with self.lock:
+                self.kicks += 1
+                self.kick_cond.notify()
+
+    def sweep_all(self) -> None:
+        """Sweep every span still unswept (runtime.GC's last step)."""
+        while _sweep.sweepone(self.h) != -1:
+            self.yp("sweep.span")
+
+    def enlist_worker(self) -> None:
+        """New work was published: wake an idle worker."""
+        if self.nwait:
+            with self.lock:
+                self.work_cond.notify()
+
+    def request_cycle(self) -> int:
+        """runtime.GC's first half: ask for a forced cycle; returns the cycle
+        count to wait for."""
+        with self.lock:
+            in_flight = self.started > self.numgc
+            self.forced += 1
+            self.kick_cond.notify()
+            return self.numgc + 1 + int(in_flight)
+
+    def wait_cycle(self, n: int) -> None:
+        with self.lock:
+            while self.numgc < n and not self.stopping:
+                self.cycle_cond.wait()
+
+    # --- root jobs -------------------------------------------------------------------
+
+    def claim_root_job(self) -> int:
+        if self.markrootNext >= self.markrootJobs:
+            return -1
+        with self.lock:
+            j = self.markrootNext
+            if j >= self.markrootJobs:
+                return -1
+            self.markrootNext = j + 1
+            return j
+
+    def root_job_done(self) -> None:
+        with self.lock:
+            self.rootsDone += 1
+            if self.rootsDone == self.markrootJobs:
+                self.done_cond.notify_all()
+
+    def flush_scan_work(self, gcw, bg_credit) -> None:
+        if gcw.heapScanWork:
+            self.ctl.heapScanWork.add(gcw.heapScanWork)
+            if bg_credit:
+                self.ctl.bgScanCredit.add(gcw.heapScanWork)
+            gcw.heapScanWork = 0
+        if gcw.bytesMarked:
+            self.bytesMarked.add(gcw.bytesMarked)
+            gcw.bytesMarked = 0
+
+    # --- the cycle ----------------------------------------------------------------------
+
+    def setGCPhase(self, phase: int) -> None:
+        """The one place the phase, the write barrier and allocate-black change (world stopped)."""
+        self.phase = phase
+        self.h.gcphase = phase
+        wb = make_barrier(self, self.barrier_kind) if phase != GC_OFF else None
+        self.rt.install_write_barrier(wb)
+
+    def gc_cycle(self, forced: bool) -> None:
+        rec = {"n": self.numgc + 1, "forced": forced, "procs": len(self.allp)}
+        with self.lock:
+            self.started += 1
+        cpu0 = self.cpuclock()
+        self.gcStart(rec)
+        rec["cpu_stw1"] = self.cpuclock() - cpu0
+        t_mark = self.clock()
+        self.gcMarkDone(rec)
+        rec["t_mark_end"] = self.clock()
+        cpu2 = self.cpuclock()
+        self.gcMarkTermination(rec, t_mark)
+        rec["cpu_stw2"] = self.cpuclock() - cpu2
+        self._finish_record(rec)
+
+    def gcStart(self, rec: dict) -> None:
+        w = self.world
+        ctl = self.ctl
+        rec["start_ns"] = self.clock() - self.t0
+        w.stopTheWorld("GC sweep termination")
+        t_stopped = self.clock()
+        rec["heap_start"] = ctl.heapLive.load()
+        rec["trigger"], _ = ctl.trigger()
+        self.finishsweep_m()
+        self.flush_mcaches(keep_tiny=True)
+        if self.cfg.heapcheck >= 1:
+            self.rt.heap.verify()
+        self.gcResetMarkState()
+        ctl.startCycle(self.clock(), len(self.allp))
+        rec["heap_goal"] = ctl.heapGoal()
+        self.setGCPhase(GC_MARK)
+        self.gcPrepareMarkRoots()
+        self.gcMarkTinyAllocs()
+        self.blackenEnabled = True
+        ctl.blackenEnabled = True
+        rec["stw1_ns"] = self.clock() - t_stopped
+        w.startTheWorld()
+        with self.lock:
+            self.work_cond.notify_all()
+
+    def finishsweep_m(self) -> None:
+        """Sweep whatever the previous cycle left unswept, then wait for the
+        background sweep in flight (world stopped)."""
+        _sweep.finish_sweep(self.h)
+        with self.lock:
+            self.sweep_waiting = True
+            while self.sweepers.load():
+                self.sweep_cond.wait()
+            self.sweep_waiting = False
+
+    def flush_mcaches(self, keep_tiny: bool = False) -> None:
+        """Every P's cached spans go back to their mcentrals (world stopped);
+        the objects allocated black from them get their mark bits."""
+        for p in self.allp:
+            c = p.mcache
+            tiny, off = c.tiny, c.tinyoffset
+            c.releaseAll()
+            if keep_tiny:
+                c.tiny, c.tinyoffset = tiny, off
+
+    def gcResetMarkState(self) -> None:
+        for p in self.allp:
+            p.gcscandone = False
+            p.mcache.gcAssistBytes = 0
+            p.mcache.markedBlack = 0
+        self.bytesMarked.store(0)
+        self.assist_work.store(0)
+        for p in self.allp:
+            p.wbCalls = 0
+
+    def gcPrepareMarkRoots(self) -> None:
+        """Root jobs: 0 the globals, then one per P's stack (world stopped).
+        With stw-snapshot every stack is scanned here instead."""
+        njobs = 1 + len(self.allp)
+        if self.stack_scan == "stw-snapshot":
+            for p in self.allp:
+                _mark.scanstack(self, p, self.gcw)
+            self.gcw.dispose()
+            njobs = 1
+        with self.lock:
+            self.markrootJobs = njobs
+            self.markrootNext = 0
+            self.rootsDone = 0
+
+    def gcMarkTinyAllocs(self) -> None:
+        """Grey each P's current tiny block: later tiny allocations go into it
+        without passing through the allocator's black marking."""
+        for p in self.allp:
+            if p.mcache.tiny:
+                _mark.shade(self, p.mcache.tiny, self.gcw)
+        self.gcw.dispose()
+
+    def _mark_work_done(self) -> bool:
+        """(lock held) Workers idle, roots done, nothing queued."""
+        return (self.nwait == self.nworkers and self.rootsDone == self.markrootJobs
+                and not self.lists.nfull)
+
+    def gcMarkDone(self, rec: dict) -> None:
+        """Mark completion: wait for the workers, ragged barrier, stop the world, re-check."""
+        w = self.world
+        while True:
+            with self.lock:
+                while not self._mark_work_done():
+                    self.done_cond.wait()
+            self.yp("markdone.ragged")
+            flushed = [False]
+
+            def flush(p):
+                if wbBufFlush1(self, p):
+                    flushed[0] = True
+                if not p.gcw.empty():
+                    p.gcw.dispose()
+                    flushed[0] = True
+                self.flush_scan_work(p.gcw, False)
+            w.forEachP(flush)
+            if flushed[0]:
+                with self.lock:
+                    self.work_cond.notify_all()
+                continue
+            w.stopTheWorld("GC mark termination")
+            self._t_stw2 = self.clock()
+            self.blackenEnabled = False
+            self.ctl.blackenEnabled = False
+            with self.lock:
+                while self.nwait != self.nworkers:
+                    self.done_cond.wait()
+            self.yp("markdone.recheck")
+            restart = False
+            for p in self.allp:
+                if wbBufFlush1(self, p) or not p.gcw.empty():
+                    restart = True
+            if restart or not self.lists.empty():
+                self.blackenEnabled = True
+                self.ctl.blackenEnabled = True
+                w.startTheWorld()
+                with self.lock:
+                    self.work_cond.notify_all()
+                continue
+            return
+
+    def gcMarkTermination(self, rec: dict, t_mark: int) -> None:
+        """Mark termination, world stopped (gcMarkDone stopped it)."""
+        ctl = self.ctl
+        h = self.h
+        self.setGCPhase(GC_MARKTERMINATION)
+        if self.stack_scan == "rescan":
+            for p in self.allp:
+                _mark.scanstack(self, p, self.gcw)
+            self.blackenEnabled = True
+            _mark.gcDrain(self, self.gcw)
+            self.blackenEnabled = False
+        rec["heap_end"] = ctl.heapLive.load()
+        self.flush_mcaches()
+        _mark.check_no_grey(self)
+        self.flush_scan_work(self.gcw, False)
+        marked = self.bytesMarked.load() + sum(p.mcache.markedBlack for p in self.allp)
+        if self.cfg.heapcheck >= 1:
+            _checkmark.check_marked_allocated(self)
+        if self.cfg.gccheckmark:
+            _checkmark.runCheckmark(self)
+        self.setGCPhase(GC_OFF)
+        now = self.clock()
+        ctl.endCycle(now, len(self.allp), rec["forced"])
+        ctl.resetLive(marked)
+        rec["heap_marked"] = marked
+        rec["stacks"] = ctl.stackScanWork.load()
+        rec["globals"] = ctl.globalsScanWork.load()
+        rec["background_work"] = ctl.heapScanWork.load() - self.assist_work.load()
+        rec["assist_work"] = self.assist_work.load()
+        rec["barrier_calls"] = sum(p.wbCalls for p in self.allp)
+        _sweep.start_sweep_cycle(h)
+        for p in self.allp:
+            p.mcache.flushGen = h.sweepgen
+        ctl.commit()
+        rec["next_goal"] = ctl.heapGoal()
+        rec["next_trigger"] = ctl.trigger()[0]
+        end = self.clock()
+        rec["clock_ns"] = [rec["stw1_ns"], self._t_stw2 - t_mark, end - self._t_stw2]
+        rec["end_ns"] = end - self.t0
+        with self.lock:
+            self.numgc += 1
+            self.sweeping = True
+            self.sweep_cond.notify_all()
+            self.cycle_cond.notify_all()
+        self.pause_ns.append(rec["clock_ns"][0] + rec["clock_ns"][2])
+        self.pause_end.append(end)
+        self.world.startTheWorld()
+
+    def _finish_record(self, rec: dict) -> None:
+        elapsed = max(1, self.clock() - self.t0)
+        rec["cpu_ns"] = [rec.pop("cpu_stw1"), self.assist_cpu_ns.swap(0), self.bg_cpu_ns.swap(0), 0,
+                         rec.pop("cpu_stw2")]
+        self._gc_cpu_total = getattr(self, "_gc_cpu_total", 0) + sum(rec["cpu_ns"])
+        rec["gc_cpu_fraction_pct"] = int(100 * self._gc_cpu_total / (elapsed * len(self.allp)))
+        rec["num_forced"] = sum(1 for r in self.cycles if r["forced"]) + int(rec["forced"])
+        rec.pop("t_mark_end", None)
+        self.cycles.append(rec)
+        if self.on_cycle_end is not None:
+            self.on_cycle_end(rec)
+
+    # --- reports ------------------------------------------------------------------------
+
+    def memstats(self) -> dict:
+        """MemStats' GC fields, with Go's meanings."""
+        ring = [0] * PAUSE_RING
+        ends = [0] * PAUSE_RING
+        for i, (ns, end) in enumerate(zip(self.pause_ns, self.pause_end)):
+            ring[i % PAUSE_RING] = ns
+            ends[i % PAUSE_RING] = end
+        elapsed = max(1, self.clock() - self.t0)
+        return {"NumGC": self.numgc, "NumForcedGC": sum(1 for r in self.cycles if r["forced"]),
+                "NextGC": self.ctl.heapGoal() if self.cfg.gogc >= 0 else 0,
+                "LastGC": self.pause_end[-1] if self.pause_end else 0,
+                "PauseTotalNs": sum(self.pause_ns), "PauseNs": ring, "PauseEnd": ends,
+                "GCCPUFraction": getattr(self, "_gc_cpu_total", 0) / (elapsed * len(self.allp))}
+
+    def to_json(self) -> dict:
+        return {"num_gc": self.numgc, "barrier": self.barrier_kind, "stack_scan": self.stack_scan,
+                "workers": self.nworkers, "cycles": self.cycles}
+
+
+def check_phase(gc, want: int) -> None:
+    if gc.phase != want:
+        throw("gc.phase", f"gc phase is {PHASE_NAMES[gc.phase]}, want {PHASE_NAMES[want]}")
