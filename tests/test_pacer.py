@@ -452,12 +452,63 @@ def scenarios() -> dict[str, Callable[[], GcExecTest]]:
     }
 
 
+_RUNS: dict[str, tuple[list[CycleResult], Errors]] = {}
+
+
+def scenario_run(name: str) -> tuple[list[CycleResult], Errors]:
+    """One run per scenario per session (runs are deterministic)."""
+    if name not in _RUNS:
+        _RUNS[name] = run_scenario(scenarios()[name]())
+    return _RUNS[name]
+
+
 @pytest.mark.parametrize("name", list(scenarios()))
 def test_gc_pacer_scenario_meets_go_criteria(name):
     """TestGcPacer: each scenario passes Go's own checks at every cycle."""
-    results, errs = run_scenario(scenarios()[name]())
+    results, errs = scenario_run(name)
     assert len(results) == scenarios()[name]().length
     assert not errs, f"{name}: {len(errs)} failed checks, first: " + "; ".join(errs[:5])
+
+
+#: Go's own trace of each deterministic scenario: `go test -run TestGcPacer -v
+#: runtime` with go1.19.8 linux/amd64 logs "GC <cycle> <util>% <marked>-><trigger>
+#: -><peak> (goal: <goal>)" per cycle; the first 32 hex digits of the SHA-256
+#: of those lines joined by newlines, and the last line.  The random-stream
+#: scenarios (HighGOGC, JitterAlloc, HeavyJitterAlloc) are absent: Go draws
+#: them from math/rand.
+GO_TRACES = {
+    "Steady": ("d3d359034355574d6ce45c83404494d1", "50 25.0% 20884992->39967328->41810943 (goal: 41810944)"),
+    "SteadyBigStacks": ("affc4340b75f588caabedc68b5f1b18b", "50 25.0% 78276440->231564449->290805423 (goal: 290805424)"),
+    "SteadyBigGlobals": ("9d758be04529d50e16b7d14d0571c3cd", "50 25.0% 78266152->231527537->290758223 (goal: 290758224)"),
+    "StepAlloc": ("3ff34f3c7996cb760bd9ea98dbf392fe", "100 25.0% 24572896->43654986->49186751 (goal: 49186752)"),
+    "HeavyStepAlloc": ("bb7c5e60a080b1df1f819c089c368938", "100 45.6% 27098636->46181156->54238231 (goal: 54238232)"),
+    "StepScannableFrac": ("671bf4fedd6578f86b2cc9481c6d06b5", "100 25.0% 20485026->39567541->41011011 (goal: 41011012)"),
+    "OscAlloc": ("17e1a4ace5e1e2c6d0863fe99c1ed6f2", "50 27.2% 22559772->41351584->45160503 (goal: 45160504)"),
+    "SmallHeapSlowAlloc": ("092a8a9931792fd1941fa70770e41c72", "50 25.0% 582609->4024961->4025029 (goal: 4194304)"),
+    "MediumHeapSlowAlloc": ("ca9e859d25b53a920fc030cb9f8cc940", "50 25.0% 4054169->7957315->7957434 (goal: 8149298)"),
+    "LargeHeapSlowAlloc": ("c989e3c6b534415290846ffa62bde52e", "50 25.0% 3405451943->6806750542->6806800485 (goal: 6810944846)"),
+    "SteadyMemoryLimit": ("d3d359034355574d6ce45c83404494d1", "50 25.0% 20884992->39967328->41810943 (goal: 41810944)"),
+    "SteadyMemoryLimitNoGCPercent": ("41141c2db5e34c98c7859994baad9776", "50 25.0% 20886447->531628032->533472923 (goal: 535822336)"),
+    "ExceedMemoryLimit": ("fcc721328ff74edfae8bf0d919b1bd4b", "50 100.0% 1174734432->1174734432->1174734432 (goal: 1174734432)"),
+    "ExceedMemoryLimitNoGCPercent": ("d619dc8d85aefe79351c3be8968e990b", "50 100.0% 1174734432->1174734432->1174734432 (goal: 1174734432)"),
+    "MaintainMemoryLimit": ("47cac34a31d32cdf59541de118e4ca21", "50 25.0% 391440624->501332056->535822335 (goal: 535822336)"),
+    "MaintainMemoryLimitNoGCPercent": ("4ac50459fd5f48747bfcddb9c0d3a215", "50 25.0% 391440626->501332055->535822335 (goal: 535822336)"),
+}
+
+
+def go_trace_line(r: CycleResult) -> str:
+    """gcCycleResult.String()."""
+    return f"{r.cycle} {r.gcUtilization * 100:2.1f}% {r.heapLive}->{r.heapTrigger}->{r.heapPeak} (goal: {r.heapGoal})"
+
+
+@pytest.mark.parametrize("name", list(GO_TRACES))
+def test_gc_pacer_scenario_matches_go_trace_bit_for_bit(name):
+    """Every cycle's marked heap, trigger, peak, goal and utilization equal Go 1.19's."""
+    import hashlib
+    lines = [go_trace_line(r) for r in scenario_run(name)[0]]
+    digest, last = GO_TRACES[name]
+    assert lines[-1] == last
+    assert hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32] == digest
 
 
 def test_scenario_checker_catches_a_broken_pacer(monkeypatch):
