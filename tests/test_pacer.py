@@ -947,6 +947,35 @@ def test_float_conversions_match_go_amd64(f, u, i):
     assert pacer._f2u64(f) == u and pacer._f2i64(f) == i
 
 
+@pytest.mark.parametrize("f, want", [
+    # Printed by go1.19.8's println(float64).
+    (0.005086263020833333, "+5.086263e-003"), (0.25, "+2.500000e-001"), (0.0, "+0.000000e+000"),
+    (1.0, "+1.000000e+000"), (123456789.123, "+1.234568e+008"), (9.99999996, "+1.000000e+001"),
+    (1e-300, "+1.000000e-300"), (-2.5e10, "-2.500000e+010"), (0.08333333333333333, "+8.333333e-002"),
+    (math.nan, "NaN"), (-math.inf, "-Inf")])
+def test_printfloat_matches_go_println(f, want):
+    assert pacer.printfloat(f) == want
+
+
+def test_gcpacertrace_lines():
+    """GODEBUG=gcpacertrace=1's two lines, in Go 1.19's format."""
+    lines: list[str] = []
+    c = GCController()
+    c.gcpacertrace = lines.append
+    c.heapLive.store(c.trigger()[0])
+    c.startCycle(0, 4)
+    # No scan work expected yet: 1000 / (4194304 - 3997696) = 0.005086263...
+    assert lines == ["pacer: assist ratio=+5.086263e-003 (scan 0 MB in 3->4 MB) workers=1++0.000000e+000"]
+    c = marking_controller()
+    c.gcpacertrace = lines.append
+    c.assistTime.store(2_000_000)
+    c.heapLive.store(16 * MiB)
+    c.heapScanWork.store(8 * MiB)
+    c.endCycle(10_000_000, 4)
+    assert lines[-1] == ("pacer: 30% CPU (25 exp.) for 8388608+0+0 B work (4292608 B exp.) "
+                         "in 12582912 B -> 16777216 B (\u2206goal -98304, cons/mark +0.000000e+000)")
+
+
 def test_gogc_off_heap_minimum_wraps_like_go():
     # 4 MiB * uint64(-1) wraps to 2^64 - 4 MiB, then / 100.
     assert GCController(-1).heapMinimum == ((1 << 64) - (4 << 20)) // 100

@@ -65,6 +65,7 @@ import math
 from typing import NamedTuple
 
 from ..check.violation import throw
+from ..mstats import memstats_from
 from ..sync import AtomicInt
 from ..sysmem import PHYS_PAGE_SIZE
 
@@ -157,6 +158,42 @@ def _fdiv(a: float, b: float) -> float:
 
 def _finite(x: float) -> bool:
     return not (math.isinf(x) or math.isnan(x))
+
+
+def printfloat(v: float) -> str:
+    """The runtime's print of a float64 (print.go): "+d.dddddde+ddd"."""
+    if v != v:
+        return "NaN"
+    if v + v == v and v != 0:
+        return "+Inf" if v > 0 else "-Inf"
+    n = 7
+    sign, e = "+", 0
+    if v == 0:
+        sign = "-" if math.copysign(1.0, v) < 0 else "+"
+    else:
+        if v < 0:
+            v, sign = -v, "-"
+        while v >= 10:
+            e += 1
+            v /= 10
+        while v < 1:
+            e -= 1
+            v *= 10
+        h = 5.0
+        for _ in range(n):
+            h /= 10
+        v += h
+        if v >= 10:
+            e += 1
+            v /= 10
+    digits = []
+    for _ in range(n):
+        d = int(v)
+        digits.append(chr(d + 48))
+        v = (v - float(d)) * 10
+    esign = "-" if e < 0 else "+"
+    e = abs(e)
+    return f"{sign}{digits[0]}.{''.join(digits[1:])}e{esign}{e // 100}{e // 10 % 10}{e % 10}"
 
 
 # --- piController (mgcpacer.go) ---
@@ -272,6 +309,8 @@ class GCController:
         self.totalFree = AtomicInt(0)
         self.mappedReady = AtomicInt(0)
         self.lastHeapInUse = 0                    # memstats.lastHeapInUse; world stopped
+        # GODEBUG=gcpacertrace=1: a callable given each "pacer: ..." line; set before Ps start.
+        self.gcpacertrace = None
         self.init(gcPercent, memoryLimit)
 
     # ------------------------------------------------------------------ knobs
@@ -441,8 +480,9 @@ class GCController:
                     self.assistTime, self.dedicatedMarkTime, self.fractionalMarkTime, self.idleMarkTime):
             ctr.store(0)
         self.markStartTime = markStartTime
+        initialHeapLive = self.heapLive.load()   # work.initialHeapLive, for the trace
         # 1.19 records the computed trigger, not heapLive (golang/go#53738).
-        self.triggered, _ = self.trigger()
+        self.triggered, heapGoal = self.trigger()
         self.dedicatedMarkWorkersNeeded.store(self._dedicatedAndFractional(procs))
         if gcstoptheworld > 0:
             self.dedicatedMarkWorkersNeeded.store(procs)
@@ -453,6 +493,10 @@ class GCController:
         else:
             self.setMaxIdleMarkWorkers(procs - dedicated)
         self.revise()
+        if self.gcpacertrace:
+            self.gcpacertrace(f"pacer: assist ratio={printfloat(self.assistWorkPerByte.load())} "
+                              f"(scan {self.heapScan.load() >> 20} MB in {initialHeapLive >> 20}->{heapGoal >> 20} MB) "
+                              f"workers={dedicated}+{printfloat(self.fractionalUtilizationGoal)}")
 
     def _dedicatedAndFractional(self, procs: int) -> int:
         """Round 25% of procs to whole dedicated workers; if that is more than
@@ -534,9 +578,17 @@ class GCController:
         scanWork = self.heapScanWork.load() + self.stackScanWork.load() + self.globalsScanWork.load()
         currentConsMark = _fdiv(float(live - self.triggered) * (utilization + idleUtilization),
                                 float(scanWork) * (1 - utilization))
+        oldConsMark = self.consMark
         self.consMark, ok = self.consMarkController.next(self.consMark, currentConsMark, 1.0)
         if not ok:
             self.consMark = 0.0   # the controller blew up: start over
+        if self.gcpacertrace:
+            self.gcpacertrace(
+                f"pacer: {int(utilization * 100)}% CPU ({int(gcGoalUtilization * 100)} exp.) for "
+                f"{self.heapScanWork.load()}+{self.stackScanWork.load()}+{self.globalsScanWork.load()} B work "
+                f"({self.lastHeapScan + self.lastStackScan + self.globalsScan.load()} B exp.) "
+                f"in {self.triggered} B -> {live} B (\u2206goal {_i64(live) - _i64(self.lastHeapGoal)}, "
+                f"cons/mark {printfloat(oldConsMark)})" + ("" if ok else "[controller reset]"))
 
     def resetLive(self, bytesMarked: int) -> None:
         """At mark termination, after endCycle and before commit: the marked
@@ -652,7 +704,6 @@ class GCController:
         Go's gcController fields.  The model maps nothing but the heap, so
         mappedReady = heapInUse + heapFree.  World stopped or mheap.lock
         (readers on the allocation path may see a torn copy and retry)."""
-        from ..mstats import memstats_from
         ms = memstats_from(snap)
         self.heapInUse.store(snap["heapInUse"])
         self.heapFree.store(snap["heapFree"])
