@@ -42,6 +42,28 @@ How the collector drives it (one cycle)::
     gcMarkTermination    : c.lastHeapInUse = c.heapInUse.load()
                            ; trig, goal, scav = c.gcControllerCommit(isSweepDone)
 
+API (GCController methods; all sizes in bytes, times in ns):
+
+    knobs     init(gcPercent, memoryLimit); setGCPercent(p) -> old; setMemoryLimit(b) -> old
+              (b < 0 only reads); commit(isSweepDone); gcControllerCommit(isSweepDone)
+              -> CommitResult(trigger, heapGoal, ScavengeGoals)
+    goal      heapGoal(); heapGoalInternal() -> (goal, minTrigger); memoryLimitHeapGoal();
+              triggerBounds() -> (minTrigger, maxTrigger, goal); trigger() -> (trigger, goal);
+              test_heap_trigger() -> bool
+    a cycle   startCycle(markStartTime, procs, trigger=gcTriggerHeap, gcstoptheworld=0)
+              (the caller zeroes each P's gcAssistTime / gcFractionalMarkTime);
+              revise(); update(dHeapLive, dHeapScan=0); endCycle(now, procs, userForced=False);
+              resetLive(bytesMarked)
+    workers   findRunnableGCWorker(p_gcFractionalMarkTime, now) -> gcMarkWorker*Mode;
+              pollFractionalWorkerExit(p_gcFractionalMarkTime, p_gcMarkWorkerStartTime, now);
+              markWorkerStop(mode, duration); addIdleMarkWorker(); needIdleMarkWorker();
+              removeIdleMarkWorker(); setMaxIdleMarkWorkers(max)
+    inputs    addScannableStack(bytes); addGlobals(bytes); syncHeapStats(HeapStats.snapshot());
+              heapRetained(); gcpacertrace = callable(str) or None
+    module    gcPaceScavenger(memoryLimit, heapGoal, lastHeapGoal, *, mappedReady,
+              lastHeapInUse, heapRetained) -> ScavengeGoals; verify_pacer(c); readGOGC(s);
+              readGOMEMLIMIT(s); printfloat(f); piController
+
 Protection (what a writer must hold), per field below: *atomic* fields are
 AtomicInt (``.load()``/``.add()``/``.store()``; the float ratios are AtomicInts
 holding a float, like Go's atomic.Float64); *world stopped* fields change only
@@ -568,13 +590,13 @@ class GCController:
         assistDuration = now - self.markStartTime
         utilization = gcBackgroundUtilization
         if assistDuration > 0:
-            utilization += float(self.assistTime.load()) / float(assistDuration * procs)
+            utilization += _fdiv(float(self.assistTime.load()), float(assistDuration * procs))
         live = self.heapLive.load()
         if live <= self.triggered:
             return   # a cycle too short to learn from
         idleUtilization = 0.0
         if assistDuration > 0:
-            idleUtilization = float(self.idleMarkTime.load()) / float(assistDuration * procs)
+            idleUtilization = _fdiv(float(self.idleMarkTime.load()), float(assistDuration * procs))
         scanWork = self.heapScanWork.load() + self.stackScanWork.load() + self.globalsScanWork.load()
         currentConsMark = _fdiv(float(live - self.triggered) * (utilization + idleUtilization),
                                 float(scanWork) * (1 - utilization))
@@ -721,7 +743,7 @@ def gcPaceScavenger(memoryLimit: int, heapGoal: int, lastHeapGoal: int, *, mappe
 
     memoryLimitGoal: keep mappedReady at (100-reduceExtraPercent)% of the
     limit.  Go 1.19 multiplies by 95 instead of 0.95 (golang/go#62449, fixed
-    after 1.21); reproduced here, so this goal is MAX_UINT64 ("no work")
+    in a later release); reproduced here, so this goal is MAX_UINT64 ("no work")
     unless mappedReady exceeds 95x the limit.  The allocator's own scavenging
     is what holds the limit in 1.19.
 
