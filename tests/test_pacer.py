@@ -872,6 +872,28 @@ def test_update_adds_heap_scan_only_outside_marking():
     assert c.assistWorkPerByte.load() == 4292608 / (16875520 - live), "update revised the assist ratio"
 
 
+def test_concurrent_updates_while_marking_lose_no_bytes():
+    """update() from many threads while marking: heapLive is an exact sum (atomic
+    adds), heapScan stays fixed, and the racing revise calls leave a sane ratio."""
+    import threading
+    c = marking_controller()
+    c.gcBlackenEnabled = 1
+    start = c.heapLive.load()
+
+    def alloc():
+        for _ in range(2000):
+            c.update(8192, 4096)
+    threads = [threading.Thread(target=alloc) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert c.heapLive.load() == start + 4 * 2000 * 8192
+    assert c.heapScan.load() == 0
+    c.revise()
+    verify_pacer(c)
+
+
 def test_start_cycle_records_trigger_not_heap_live():
     """1.19 records the computed trigger as triggered (golang/go#53738)."""
     c = GCController()
