@@ -23,7 +23,7 @@ World.gcwaiting's writes, World.stopwait and the pause table are guarded by
 sched.lock (rank SCHED); gcwaiting and preempt are read without the lock at
 safe points (a single attribute load; the locked re-check decides).
 worldsema (rank STW) serialises stoppers.  The GC fields of a P (wbBuf, gcw,
-gcAssistBytes, gcscandone, wbCalls) are owned by the P's thread, and by the
+gcscandone, wbCalls) are owned by the P's thread, and by the
 collector while the world is stopped or the P is borrowed.
 """
 
@@ -47,7 +47,7 @@ class _SafePointReq:
 
 class P:
     __slots__ = ("id", "mcache", "status", "name", "m", "preempt", "safePointFns", "borrowed",
-                 "wbBuf", "gcw", "gcAssistBytes", "gcscandone", "wbCalls")
+                 "wbBuf", "gcw", "gcscandone", "wbCalls")
 
     def __init__(self, pid: int, mcache):
         self.id = pid
@@ -60,7 +60,6 @@ class P:
         self.borrowed = False  # sched.lock: the collector is running a safe-point fn for this idle P
         self.wbBuf: list[int] = []     # owned by the P: buffered write-barrier pointers
         self.gcw = None        # owned by the P: its gcWork (assists, barrier flushes, stack scans)
-        self.gcAssistBytes = 0  # owned by the P: assist credit in bytes (negative: debt)
         self.gcscandone = False  # this cycle's stack scan is done (stack black)
         self.wbCalls = 0       # owned by the P: write-barrier calls
 

@@ -43,19 +43,19 @@ BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
 
 
 def wbBufFlush1(gc, p) -> bool:
-    """Grey every pointer in p's buffer into p's gcWork and publish that work.
-    Returns True if anything was greyed."""
+    """Shade every pointer in p's buffer into p's gcWork and publish that work.
+    Returns True if anything was greyed (queued for scanning): objects that
+    only turned black (noscan, or allocated during mark) are no new work."""
     buf = p.wbBuf
     if not buf:
         return False
     p.wbBuf = []
     gcw = p.gcw
     n = len(gcw)
-    marked = gcw.bytesMarked
     for ptr in buf:
         if ptr:
             shade(gc, ptr, gcw)
-    greyed = len(gcw) != n or gcw.bytesMarked != marked
+    greyed = len(gcw) > n
     if len(gcw):
         gcw.dispose()
         gc.enlist_worker()

@@ -47,6 +47,7 @@ from . import checkmark as _checkmark
 from . import mark as _mark
 from . import sweep as _sweep
 from .barrier import make_barrier, wbBufFlush1
+from .pacer import gcTriggerCycle, gcTriggerHeap
 from .work import GCWork, WorkLists
 
 GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2
@@ -116,9 +117,9 @@ class GC:
         self.gcw = GCWork(self.lists, "gc")  # the collector thread's own
         self.yp = rt.sync.yield_point
         rt.sched.add_abort_hook(self._rebind_yield)
-        self.ctl.maxStackScan = 8 * sum(len(m.stack) + len(m.regs) for m in rt.mutators)
-        self.ctl.globalsScan = 8 * len(rt.globals)
-        self.ctl.commit()
+        self.ctl.addScannableStack(8 * sum(len(m.stack) + len(m.regs) for m in rt.mutators))
+        self.ctl.addGlobals(8 * len(rt.globals))
+        self.ctl.commit(True)
         for p in self.allp:
             p.gcw = GCWork(self.lists, p.name)
         self.on_cycle_end = None            # fn(record) after each cycle (gctrace)
@@ -173,6 +174,11 @@ class GC:
             while True:
                 with self.lock:
                     while not self.exiting and not (self.blackenEnabled and self._work_available()):
+                        # An assist may have taken the work this worker was
+                        # woken for: going back to sleep with every worker idle
+                        # is news for mark completion.
+                        if self.nwait == self.nworkers:
+                            self.done_cond.notify_all()
                         self.work_cond.wait()
                     if self.exiting:
                         return
@@ -324,13 +330,14 @@ class GC:
         if self.cfg.heapcheck >= 1:
             self.rt.heap.verify()
         self.gcResetMarkState()
-        ctl.startCycle(self.clock(), len(self.allp))
+        ctl.syncHeapStats(self.h.stats.snapshot())
+        ctl.startCycle(self.clock(), len(self.allp), gcTriggerCycle if rec["forced"] else gcTriggerHeap)
         rec["heap_goal"] = ctl.heapGoal()
         self.setGCPhase(GC_MARK)
         self.gcPrepareMarkRoots()
         self.gcMarkTinyAllocs()
         self.blackenEnabled = True
-        ctl.blackenEnabled = True
+        ctl.gcBlackenEnabled = 1
         rec["stw1_ns"] = self.clock() - t_stopped
         w.startTheWorld()
         with self.lock:
@@ -418,7 +425,7 @@ class GC:
             w.stopTheWorld("GC mark termination")
             self._t_stw2 = self.clock()
             self.blackenEnabled = False
-            self.ctl.blackenEnabled = False
+            self.ctl.gcBlackenEnabled = 0
             with self.lock:
                 while self.nwait != self.nworkers:
                     self.done_cond.wait()
@@ -429,7 +436,7 @@ class GC:
                     restart = True
             if restart or not self.lists.empty():
                 self.blackenEnabled = True
-                self.ctl.blackenEnabled = True
+                self.ctl.gcBlackenEnabled = 1
                 w.startTheWorld()
                 with self.lock:
                     self.work_cond.notify_all()
@@ -469,7 +476,9 @@ class GC:
         _sweep.start_sweep_cycle(h)
         for p in self.allp:
             p.mcache.flushGen = h.sweepgen
-        ctl.commit()
+        ctl.syncHeapStats(h.stats.snapshot())
+        ctl.lastHeapInUse = ctl.heapInUse.load()
+        ctl.gcControllerCommit(False)
         rec["next_goal"] = ctl.heapGoal()
         rec["next_trigger"] = ctl.trigger()[0]
         end = self.clock()

@@ -182,17 +182,15 @@ def gcDrain(gc, gcw, flags: int = 0) -> None:
 
 
 def gcDrainN(gc, gcw, scanWork: int) -> int:
-    """Blacken objects until about scanWork bytes are scanned; returns the work done."""
+    """Blacken objects until about scanWork bytes are scanned; returns the work
+    done.  Used by assists, which run on a mutator's P outside any safe point:
+    unlike Go's they take no root jobs, since a stack scan waits for its
+    owner's safe point and two assisting Ps would wait for each other."""
     done = 0
     while done < scanWork and gc.blackenEnabled:
         b = gcw.tryGet()
         if not b:
-            j = gc.claim_root_job()
-            if j < 0:
-                break
-            markroot(gc, gcw, j)
-            gc.root_job_done()
-            continue
+            break
         before = gcw.heapScanWork
         scanobject(gc, b, gcw)
         done += gcw.heapScanWork - before
@@ -203,28 +201,29 @@ def gcDrainN(gc, gcw, scanWork: int) -> int:
 # --- assists ------------------------------------------------------------------
 
 def gcAssistAlloc(gc, p) -> None:
-    """Pay p's allocation debt (p.gcAssistBytes < 0): steal background credit,
+    """Pay p's allocation debt (its mcache's gcAssistBytes < 0): steal background credit,
     else scan.  An assist that finds no work goes on in debt (Go parks it on
     the assist queue until credit arrives; here the debt carries over)."""
     ctl = gc.ctl
-    debt = -p.gcAssistBytes
+    c = p.mcache
+    debt = -c.gcAssistBytes
     if debt <= 0 or not gc.blackenEnabled:
         return
-    work = int(ctl.assistWorkPerByte * debt)
+    assistBytesPerWork = ctl.assistBytesPerWork.load()
+    work = int(ctl.assistWorkPerByte.load() * debt)
     if work < GC_OVER_ASSIST_WORK:
         work = GC_OVER_ASSIST_WORK
-        debt = int(ctl.assistBytesPerWork * work)
     credit = ctl.bgScanCredit.load()
     if credit > 0:
         steal = min(credit, work)
         ctl.bgScanCredit.add(-steal)
-        p.gcAssistBytes += int(ctl.assistBytesPerWork * steal)
+        c.gcAssistBytes += int(assistBytesPerWork * steal)
         work -= steal
-        if p.gcAssistBytes >= 0:
+        if c.gcAssistBytes >= 0:
             return
     gc.yp("assist.start")
     done = gcDrainN(gc, p.gcw, work)
-    p.gcAssistBytes += 1 + int(ctl.assistBytesPerWork * done)
+    c.gcAssistBytes += 1 + int(assistBytesPerWork * done)
     gc.assist_work.add(done)
 
 
