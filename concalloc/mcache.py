@@ -12,6 +12,7 @@ touches them, except with the world stopped.
 
 from __future__ import annotations
 
+from .mbitmap import heapBitsSetType, heapBitsSetTypeRecorded
 from .mspan import make_emptymspan
 from .sync import store_attr
 from .sizeclasses import NUM_SPAN_CLASSES, TINY_SPAN_CLASS
@@ -20,7 +21,7 @@ from .check.violation import throw
 
 class MCache:
     __slots__ = ("heap", "pid", "alloc", "tiny", "tinyoffset", "tinyAllocs",
-                 "scanAlloc", "flushGen", "emptymspan", "nrefill")
+                 "scanAlloc", "flushGen", "emptymspan", "nrefill", "heapBitsSetType")
 
     def __init__(self, heap, pid: int = 0):
         self.heap = heap
@@ -33,6 +34,9 @@ class MCache:
         self.scanAlloc = 0     # scannable bytes allocated since the last flush
         self.flushGen = heap.sweepgen
         self.nrefill = 0
+        # mallocgc writes heap bits through this (set once): the recording
+        # variant only when the heap keeps the heapcheck=2 type record.
+        self.heapBitsSetType = heapBitsSetTypeRecorded if heap.recordTypes else heapBitsSetType
 
     def nextFree(self, spc: int):
         """Slow path: (address, span, refilled) for the next free slot of spc."""

@@ -4,7 +4,7 @@ A workload is a function of one Mutator.  It allocates (by size, or by Type
 for objects with pointer fields), loads and stores pointer fields of heap
 objects (stores go through the write-barrier hook the collector installs),
 keeps its roots in stack slots it sets and clears, and may use the globals
-shared by all mutators.
+shared by all mutators (words of the data segment, rt.moduledata).
 
 Every allocation and every heap pointer load/store is a yield point with a
 stable label, and the top of every allocation is a safe point where the P
@@ -13,8 +13,8 @@ a yield point is a bound no-op; with the mcentral cache off, allocation goes
 straight to the mcentral under its lock.
 
 Protection: everything here is owned by the mutator's P, except `stack`,
-which the collector reads with the world stopped, and the runtime's globals,
-whose slots are single stores.
+which the collector reads with the world stopped, and the globals, which
+are data-segment words written by single stores (see moduledata.py).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class Mutator:
         self._sched.add_abort_hook(self._rebind_yield)
         self._malloc = mallocgc if rt.cache else rt.malloc_nocache
         self._mem = rt.heap.memory
+        self._md = rt.heap.moduledata
         self._wb = rt.write_barrier     # None: no barrier; set by Runtime.set_write_barrier at STW
         self._lbl_alloc = "alloc"
         self._lbl_load = "load"
@@ -140,15 +141,18 @@ class Mutator:
         self.stack[i] = 0
 
     def set_global(self, i: int, addr: int) -> None:
-        """Globals are heap-like roots: stores to them get the barrier too."""
+        """Store a pointer into global i, a pointer word of the data segment:
+        the barrier sees its address (moduledata.data + 8*i) as the slot."""
+        slot = self._md.global_addr(i)
         self._yield(self._lbl_store)
         if self.rt.config.heapcheck >= 2:
             check_pointer(self._mheap, addr, f"pointer stored into global {i}:")
         wb = self._wb
         if wb is not None:
-            wb(self, ("global", i), addr)
-        self.rt.globals[i] = addr
+            wb(self, slot, addr)
+        self._mem.store(slot, addr)
 
     def get_global(self, i: int) -> int:
+        slot = self._md.global_addr(i)
         self._yield(self._lbl_load)
-        return self.rt.globals[i]
+        return self._mem.load(slot)

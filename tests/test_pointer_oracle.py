@@ -119,7 +119,7 @@ def test_word_access_outside_the_heap_is_refused():
 
     def body(m):
         with pytest.raises(BadAddress):
-            m.write_word(0xC000000000 - 4096, 0, 1)   # would wrap to the mapping's end
+            m.write_word(0xC000000000 - 0x10000, 0, 1)   # below the heap and the data segment
         with pytest.raises(BadAddress):
             m.read_word(0xC000000000 + 4, 0)          # unaligned
     assert _run(body, heapcheck=0).exit_code == EXIT_OK
