@@ -143,11 +143,12 @@ def _small_bits_all_scan(typ, nwords: int) -> bytes:
 
 
 def object_bits(typ, size: int, nwords: int, phase: int) -> tuple:
-    """The cached (bytes, keep0, keep1) for a small slot; see _small_bits."""
+    """The cached write plan (see _write_plan) of a small slot's bits (see
+    _small_bits)."""
     key = size << 2 | phase
     bits = typ.heapBits.get(key)
     if bits is None:
-        bits = typ.heapBits[key] = _small_bits(typ, size, nwords, phase)
+        bits = typ.heapBits[key] = _write_plan(*_small_bits(typ, size, nwords, phase))
     return bits
 
 
@@ -165,27 +166,34 @@ def initSpan(h, s) -> None:
         return
     nbytes = s.npages << (PAGE_SHIFT - 5)
     fill = b"\xff" * nbytes if s.elemsize == 8 else bytes(nbytes)
-    _store(s, (s.startAddr >> 5) & (HEAP_ARENA_BITMAP_BYTES - 1), fill)
+    _store(s, _span_byte(s, s.startAddr), fill)
     if h.recordTypes:
         s.typeRecord = array("Q", bytes(8 * s.nelems))
 
 
-def _store(s, b0: int, data) -> None:
-    """Store data at byte b0 of the span's first arena bitmap, continuing
-    into the following arenas' bitmaps."""
-    bm = s.heapBits
-    b1 = b0 + len(data)
-    if b1 <= HEAP_ARENA_BITMAP_BYTES:
-        bm[b0:b1] = data
-        return
-    n = HEAP_ARENA_BITMAP_BYTES - b0
-    bm[b0:] = data[:n]
-    for bm in s.heapBitsMore:
-        m = min(len(data) - n, HEAP_ARENA_BITMAP_BYTES)
-        if m <= 0:
-            break
-        bm[:m] = data[n:n + m]
+def _store(s, g: int, data) -> None:
+    """Store data at byte g of the span's bitmaps taken end to end (byte 0:
+    the first byte of the bitmap of the arena holding startAddr)."""
+    bms = (s.heapBits,) + s.heapBitsMore
+    k, b = divmod(g, HEAP_ARENA_BITMAP_BYTES)
+    n = 0
+    while n < len(data):
+        m = min(len(data) - n, HEAP_ARENA_BITMAP_BYTES - b)
+        bms[k][b:b + m] = data[n:n + m]
         n += m
+        k += 1
+        b = 0
+
+
+def _byte_at(s, g: int) -> int:
+    k, b = divmod(g, HEAP_ARENA_BITMAP_BYTES)
+    return (s.heapBits if k == 0 else s.heapBitsMore[k - 1])[b]
+
+
+def _span_byte(s, x: int) -> int:
+    """g (as in _store) of the bitmap byte of the heap word at x."""
+    first = ((s.startAddr - ARENA_BASE) >> HEAP_ARENA_SHIFT << HEAP_ARENA_SHIFT) + ARENA_BASE
+    return (x - first) >> 5
 
 
 def _bitmap_for(s, addr: int):
@@ -201,44 +209,88 @@ def heapBitsSetType(s, x: int, size: int, typ) -> None:
     values of typ, which has pointers) holds typ's pointers.  Every word of a
     small object's slot is written; a large object's words past its last
     pointer word are left as initSpan cleared them."""
-    elemsize = s.elemsize
-    if elemsize == 8:
-        return                          # initSpan set the one word to pointer/scan
     w = (x >> 3) & _WORD_MASK
-    if s.spanclass >> 1:
-        bits = typ.heapBits.get(size << 2 | w & 3)
-        if bits is None:
-            bits = object_bits(typ, size, elemsize >> 3, w & 3)
-        pat, k0, k1 = bits
-    else:
-        pat, k0, k1 = array_bits(typ, size), 0, 0
-    b0 = w >> 2
-    b1 = b0 + len(pat)
-    if b1 > HEAP_ARENA_BITMAP_BYTES:
-        _set_crossing(s, b0, pat, k0, k1)
+    try:
+        kind, p0, k0, pl, k1, pat, mid = typ.heapBits[size << 2 | w & 3]   # small objects' plans only
+    except KeyError:
+        _heapBitsSetTypeSlow(s, x, size, typ)
+        return
+    if s.heapBitsMore:
+        _heapBitsSetTypeSlow(s, x, size, typ)
         return
     bm = s.heapBits
-    if k0 == k1 == 0:
-        bm[b0:b1] = pat
-    elif b1 - b0 == 1:
-        bm[b0] = bm[b0] & k0 | pat[0]
+    b0 = w >> 2
+    # A byte store costs a fraction of a slice store: objects of up to 8
+    # words (two bitmap bytes) take one or two, merged with the neighbours'
+    # bits only where they share the byte.
+    if kind == _TWO:
+        bm[b0] = p0
+        bm[b0 + 1] = pl
+    elif kind == _TWO_MERGE_LAST:
+        bm[b0] = p0
+        bm[b0 + 1] = bm[b0 + 1] & k1 | pl
+    elif kind == _TWO_MERGE_FIRST:
+        bm[b0] = bm[b0] & k0 | p0
+        bm[b0 + 1] = pl
+    elif kind == _ONE:
+        bm[b0] = bm[b0] & k0 | p0
+    elif kind == _MANY:
+        bm[b0:b0 + len(pat)] = pat
     else:
-        if b1 - b0 > 2:
-            bm[b0 + 1:b1 - 1] = pat[1:-1]
-        bm[b0] = bm[b0] & k0 | pat[0]
-        bm[b1 - 1] = bm[b1 - 1] & k1 | pat[-1]
+        nb = len(pat)
+        bm[b0 + 1:b0 + nb - 1] = mid
+        bm[b0] = bm[b0] & k0 | p0
+        bm[b0 + nb - 1] = bm[b0 + nb - 1] & k1 | pl
 
 
-def _set_crossing(s, b0: int, pat: bytes, k0: int, k1: int) -> None:
-    """heapBitsSetType for an object whose bits run into the next arena's
-    bitmap: merge the edge bytes with the neighbours' bits, then store."""
+def _heapBitsSetTypeSlow(s, x: int, size: int, typ) -> None:
+    """heapBitsSetType the first time a small size and phase is seen, for a
+    large object, and in a span that crosses an arena boundary."""
+    w = (x >> 3) & _WORD_MASK
+    if s.spanclass >> 1:
+        bits = object_bits(typ, size, s.elemsize >> 3, w & 3)
+    else:
+        bits = _write_plan(array_bits(typ, size), 0, 0)
+    if s.heapBitsMore:
+        _set_crossing(s, x, bits)
+    else:
+        _store(s, _span_byte(s, x), _merged(s, x, bits))
+
+
+def _merged(s, x: int, bits: tuple) -> bytearray:
+    """The plan's bytes with the neighbours' bits of the edge bytes merged in."""
+    _nb, _p0, k0, _pl, k1, pat, _mid = bits
+    g = _span_byte(s, x)
     data = bytearray(pat)
     if k0:
-        data[0] |= s.heapBits[b0] & k0
+        data[0] |= _byte_at(s, g) & k0
     if k1:
-        k = (b0 + len(data) - 1) // HEAP_ARENA_BITMAP_BYTES
-        data[-1] |= s.heapBitsMore[k - 1][(b0 + len(data) - 1) % HEAP_ARENA_BITMAP_BYTES] & k1
-    _store(s, b0, data)
+        data[-1] |= _byte_at(s, g + len(data) - 1) & k1
+    return data
+
+
+_TWO, _TWO_MERGE_LAST, _TWO_MERGE_FIRST, _ONE, _MANY, _MANY_MERGE = range(6)
+
+
+def _write_plan(pat: bytes, k0: int, k1: int) -> tuple:
+    """How heapBitsSetType stores pat: (kind, first byte, its keep mask, last
+    byte, its keep mask, all bytes, the bytes between first and last).  A
+    keep mask covers the neighbours' bits sharing that byte (0: none)."""
+    nb = len(pat)
+    if nb == 1:
+        kind = _ONE
+    elif nb == 2:
+        kind = (_TWO, _TWO_MERGE_LAST, _TWO_MERGE_FIRST, _MANY_MERGE)[bool(k1) + 2 * bool(k0)]
+    else:
+        kind = _MANY_MERGE if k0 or k1 else _MANY
+    return kind, pat[0], k0, pat[-1], k1, pat, pat[1:-1]
+
+
+def _set_crossing(s, x: int, bits: tuple) -> None:
+    """heapBitsSetType in a span that reaches into a second arena: merge the
+    edge bytes with the neighbours' bits, then store (across the boundary if
+    the object is on it)."""
+    _store(s, _span_byte(s, x), _merged(s, x, bits))
 
 
 def heapBitsSetTypeRecorded(s, x: int, size: int, typ) -> None:
@@ -312,28 +364,52 @@ def entries(s, x: int, n: int) -> list[int]:
 def pointer_slots(s, x: int) -> list[int]:
     """Addresses of the pointer words of the object at x (in span s), in
     order, read from the heap bitmap: scanning stops at the first word whose
-    scan bit is clear (after the last pointer word).  Empty for noscan."""
+    scan bit is clear (after the last pointer word).  Empty for noscan.
+
+    A small object's bitmap bytes are read as one int and its decoding (the
+    pointer words' offsets) is memoised by that int, the object's phase and
+    its length: the bits are read on every call, only their meaning is
+    remembered."""
     if s.spanclass & 1:
         return []
-    n = (s.elemsize if s.spanclass >> 1 else s.limit - x) >> 3
-    w = (x >> 3) & _WORD_MASK
-    sh = w & 3
-    e = sh + n
-    b0 = w >> 2
-    b1 = b0 + ((e + 3) >> 2)
-    if n > _CHUNK_WORDS or b1 > HEAP_ARENA_BITMAP_BYTES:
-        return _pointer_slots_long(s, x, n)
+    n = s.elemsize >> 3
+    if s.spanclass >> 1 and n <= _MEMO_WORDS and not s.heapBitsMore:
+        w = (x >> 3) & _WORD_MASK
+        b0 = w >> 2
+        key = int.from_bytes(s.heapBits[b0:b0 + ((w & 3) + n + 3 >> 2)], "little") << 16 | n << 2 | w & 3
+        offs = _decoded.get(key)
+        if offs is None:
+            offs = _decode(key)
+        return [x + o for o in offs]
+    return _pointer_slots_long(s, x, object_words(s, x))
+
+
+_MEMO_WORDS = 256                       # objects up to 2 KiB are decoded through _decoded
+_MEMO_MAX = 1 << 16
+_decoded: dict[int, tuple] = {}         # pointer_slots key -> byte offsets; dict stores are atomic,
+                                        # equal keys decode equally, and a clear only costs re-decoding
+
+
+def _decode(key: int) -> tuple:
+    sh, n, r = key & 3, key >> 2 & 0x3FFF, key >> 16
     out: list[int] = []
-    _scan_chunk(s.heapBits, b0, b1, sh, e, x - 8 * sh, out)
-    return out
+    _scan_chunk_int(r, sh, sh + n, -8 * sh, out)
+    if len(_decoded) >= _MEMO_MAX:
+        _decoded.clear()
+    offs = _decoded[key] = tuple(out)
+    return offs
 
 
 def _scan_chunk(bm, b0: int, b1: int, sh: int, e: int, base: int, out: list) -> bool:
     """Append the pointer words among words sh..e-1 of bitmap bytes b0..b1-1
     (base: the address of the first byte's word 0); True if a dead word (scan
-    bit 0) ended the scan.  The bytes become one int: bit 8k+j is word 4k+j's
+    bit 0) ended the scan."""
+    return _scan_chunk_int(int.from_bytes(bm[b0:b1], "little"), sh, e, base, out)
+
+
+def _scan_chunk_int(r: int, sh: int, e: int, base: int, out: list) -> bool:
+    """_scan_chunk on the bitmap bytes as one int: bit 8k+j is word 4k+j's
     pointer bit, bit 8k+4+j its scan bit."""
-    r = int.from_bytes(bm[b0:b1], "little")
     rng = ((1 << (((e >> 2) << 3) + (e & 3))) - (1 << sh)) & _LOW_NIBBLES
     dead = rng & ~(r >> 4)
     if dead:

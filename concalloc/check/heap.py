@@ -351,7 +351,7 @@ def _check_bits_shape(s, x: int, n: int, raw: bytes, sh: int) -> None:
 
 def _check_bits_type(s, x: int, n: int, raw: bytes, sh: int, typ, size: int) -> None:
     if s.spanclass >> 1:
-        want = object_bits(typ, size, n, sh)[0]
+        want = object_bits(typ, size, n, sh)[5]
     else:
         want = array_bits(typ, size)
     rng = _object_range(n, sh, len(raw))
