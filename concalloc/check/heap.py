@@ -290,17 +290,21 @@ def check_heap_bits(heap) -> None:
         if s.spanclass & 1:
             continue                    # noscan: bits not maintained
         _check_bitmap_link(h, s)
-        seen: set = set()               # small objects' bit patterns already found well-formed
+        rec = s.typeRecord
+        seen: set = set()               # (phase, bytes, record) of objects already found right
         for idx in s.allocated_indices():
             x = s.startAddr + idx * s.elemsize
             n = object_words(s, x)
             raw, sh = bitmap_bytes(s, x, n)
-            if not (s.spanclass >> 1 and (sh, raw) in seen):
-                _check_bits_shape(s, x, n, raw, sh)
-                seen.add((sh, raw))
-            rec = recorded_type(s, x) if s.typeRecord is not None else None
-            if rec is not None:
-                _check_bits_type(s, x, n, raw, sh, *rec)
+            key = (sh, raw, rec[idx] if rec is not None else 0)
+            if key in seen:
+                continue
+            _check_bits_shape(s, x, n, raw, sh)
+            typed = recorded_type(s, x) if rec is not None else None
+            if typed is not None:
+                _check_bits_type(s, x, n, raw, sh, *typed)
+            if s.spanclass >> 1:
+                seen.add(key)
 
 
 def _check_bitmap_link(h, s) -> None:
