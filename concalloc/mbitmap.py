@@ -25,9 +25,11 @@ Who writes and reads it:
                                      one-word object with pointers is one)
     heapBitsSetType(s, x, size, typ) at each scan allocation: write every
                                      word of the slot (elemsize; a large
-                                     object its pages' words were cleared by
-                                     initSpan), so a reused slot gets the new
-                                     object's bits and no stale ones
+                                     object up to its last pointer word, the
+                                     rest initSpan cleared), so a reused slot
+                                     gets the new object's bits and no stale
+                                     ones (an 8-byte slot's are rewritten
+                                     with the value initSpan gave them)
     pointer_slots(s, x)              the marker (scanobject) and the pointer
                                      oracle: addresses of the pointer words,
                                      in order, stopping at the first dead word
@@ -37,10 +39,12 @@ Bits of noscan spans are not maintained (Go: "code must ensure that an
 object is scannable before consulting its bitmap"): readers test the span
 class's noscan bit first.  Freed slots keep stale bits until reused.
 
-The write is a slice store: each Type caches, per (object size, phase of
-the object's first word within its bitmap byte), the bitmap bytes of a whole
-slot and the masks of the neighbours' bits sharing its first and last byte
-(Type.heapBits).  A span that crosses an arena boundary (possible: the heap
+The write is one or two byte stores, or a slice store, never a loop over
+words: each Type caches, per (object size, phase of the object's first word
+within its bitmap byte), a write plan (Type.heapBits): the bitmap bytes of a
+whole slot and the masks of the neighbours' bits sharing its first and last
+byte.  A large object's bytes are the type's pattern over lcm(words, 4)
+words, repeated.  A span that crosses an arena boundary (possible: the heap
 is contiguous) takes a slow path that splits the store.
 
 Debug type record (heapcheck=2 only): verify_heap can check each object's
@@ -251,15 +255,12 @@ def _heapBitsSetTypeSlow(s, x: int, size: int, typ) -> None:
         bits = object_bits(typ, size, s.elemsize >> 3, w & 3)
     else:
         bits = _write_plan(array_bits(typ, size), 0, 0)
-    if s.heapBitsMore:
-        _set_crossing(s, x, bits)
-    else:
-        _store(s, _span_byte(s, x), _merged(s, x, bits))
+    _store(s, _span_byte(s, x), _merged(s, x, bits))   # across the arena boundary if need be
 
 
 def _merged(s, x: int, bits: tuple) -> bytearray:
     """The plan's bytes with the neighbours' bits of the edge bytes merged in."""
-    _nb, _p0, k0, _pl, k1, pat, _mid = bits
+    _kind, _p0, k0, _pl, k1, pat, _mid = bits
     g = _span_byte(s, x)
     data = bytearray(pat)
     if k0:
@@ -284,13 +285,6 @@ def _write_plan(pat: bytes, k0: int, k1: int) -> tuple:
     else:
         kind = _MANY_MERGE if k0 or k1 else _MANY
     return kind, pat[0], k0, pat[-1], k1, pat, pat[1:-1]
-
-
-def _set_crossing(s, x: int, bits: tuple) -> None:
-    """heapBitsSetType in a span that reaches into a second arena: merge the
-    edge bytes with the neighbours' bits, then store (across the boundary if
-    the object is on it)."""
-    _store(s, _span_byte(s, x), _merged(s, x, bits))
 
 
 def heapBitsSetTypeRecorded(s, x: int, size: int, typ) -> None:
