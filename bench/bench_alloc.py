@@ -11,6 +11,10 @@ run with repetitions interleaved):
                                    sweep cycle after each round    target <= 8
     alloc.python_bytes_per_object  Python heap per live 64-byte object with
                                    1,000,000 live                  target <= 16
+    alloc.scan{48,64}_over_noscan  mallocgc of a scan object (a Type with
+                                   pointers: heap bits written) over
+                                   mallocgc of a noscan one of the same
+                                   size, both on the fast path     no target
 
 The floor is CtzFloor.step (bench.common): a bare method doing one
 allocCache count-trailing-zeros step and one attribute store, called in the
@@ -26,7 +30,8 @@ from array import array
 
 from concalloc.heap import Heap
 from concalloc.malloc import mallocgc
-from concalloc.sizeclasses import _SMALL_SPC_NOSCAN
+from concalloc.memory import Type
+from concalloc.sizeclasses import _SMALL_SPC_NOSCAN, _SMALL_SPC_SCAN
 from concalloc.sysmem import PAGE_SHIFT
 
 from .common import CtzFloor, interleave, median, progress
@@ -110,6 +115,59 @@ def _fast_path(reps: int, dirty: bool) -> tuple[float, float]:
 
         fs, ss = interleave(floor, subject, reps, setup)
         return median(fs), median(ss)
+    finally:
+        h.close()
+
+
+# --- alloc.scan{48,64}_over_noscan -----------------------------------------------
+
+def _to_fresh_window(c, spc: int, alloc) -> None:
+    """Allocate (untimed) until the cached span of spc is at a fresh 64-slot
+    allocCache window with FAST_BATCH slots ahead (refilling when full)."""
+    while True:
+        s = c.alloc[spc]
+        if s.freeindex == s.nelems:
+            c.refill(spc)
+            continue
+        fi = s.freeindex
+        if fi & 63 == 0 and s.nelems - fi >= FAST_BATCH and s.allocCache & _LOW63 == _LOW63:
+            return
+        alloc()
+
+
+def _scan_vs_noscan(reps: int, size: int) -> tuple[float, float]:
+    """(noscan ns/op, scan ns/op) of mallocgc(c, size) and mallocgc(c, size,
+    typ), typ a struct of size//8 words with pointers at words 0 and 2, over
+    reps interleaved batches of FAST_BATCH, each served by the cached span's
+    allocCache window (checked).  Fresh memory: no clearing on either side,
+    so the difference is the scan path itself (validation, span class,
+    heapBitsSetType, the scanAlloc charge)."""
+    typ = Type(f"bench_scan{size}", size, [0, 2])
+    h = Heap(reserve_bytes=RESERVE)
+    try:
+        c = h.mcaches[0]
+        spcs = (_SMALL_SPC_NOSCAN[size], _SMALL_SPC_SCAN[size])
+        typs = (None, typ)
+        out: tuple[list[float], list[float]] = ([], [])
+
+        def one(k: int, m=mallocgc, pc=_pc) -> None:
+            spc, t = spcs[k], typs[k]
+            _to_fresh_window(c, spc, lambda: m(c, size, t))
+            s = c.alloc[spc]
+            fi0, nref = s.freeindex, c.nrefill
+            t0 = pc()
+            for _ in range(FAST_BATCH):
+                m(c, size, t)
+            dt = pc() - t0
+            if c.alloc[spc] is not s or s.freeindex != fi0 + FAST_BATCH or c.nrefill != nref:
+                raise AssertionError("a timed batch left the cached span's window")
+            out[k].append(dt / FAST_BATCH)
+
+        for i in range(reps):
+            one(i & 1)
+            one(1 - (i & 1))
+        h.verify()
+        return median(out[0]), median(out[1])
     finally:
         h.close()
 
@@ -239,6 +297,13 @@ def run(quick: bool = False) -> dict[str, float]:
     out["alloc.fast_path_needzero_floor_ns"] = f
     out["alloc.fast_path_needzero_ns"] = s
     out["alloc.fast_path_needzero_ratio"] = s / f
+
+    for size in (48, 64):
+        progress(f"alloc: scan vs noscan {size}-byte objects, {reps} batches of {FAST_BATCH} each")
+        n, s = _scan_vs_noscan(reps, size)
+        out[f"alloc.noscan{size}_ns"] = n
+        out[f"alloc.scan{size}_ns"] = s
+        out[f"alloc.scan{size}_over_noscan"] = s / n
 
     rounds = 30 if quick else 120
     progress(f"alloc: steady state, {rounds} rounds of 8192 with a sweep cycle each")

@@ -24,6 +24,7 @@ from .malloc import mallocgc
 from .mcache import MCache
 from .memory import Memory
 from .mheap import MHeap
+from .moduledata import ModuleData
 from .mstats import memstats_from
 from .sync import SyncContext
 
@@ -39,8 +40,10 @@ class Heap:
         self.sync = sync or SyncContext(check_ranks=cfg.lockrank)
         self.mheap = MHeap(self.sync, cfg.reserve_bytes)
         self.mheap.invalidptr = cfg.invalidptr
+        self.mheap.recordTypes = cfg.heapcheck >= 2   # before any mcache or span exists
         self.mcaches = [MCache(self.mheap, p) for p in range(cfg.procs)]
-        self.memory = Memory(self.mheap.sysmem)
+        self.moduledata = ModuleData()                # the globals: the data segment below the heap
+        self.memory = Memory(self.mheap.sysmem, self.moduledata)
         self.numgc = 0
 
     # --- allocation ---

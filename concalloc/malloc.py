@@ -7,15 +7,16 @@
 
 The small path is the hot one: a tuple index from size to span class, the
 cached span's allocCache and a count of trailing zeros.  Memory is cleared
-only where it may be dirty (the span's needzero), and heap bits for scan
-objects are the type id recorded per slot.  GC hooks (assist, allocate-black,
+only where it may be dirty (the span's needzero); a scan object gets its
+heap bits (mbitmap.heapBitsSetType, called through the mcache so that
+heapcheck=2 can bind the recording variant) and charges its scan size, up to
+the last value's last pointer word, to heapScan.  GC hooks (assist, allocate-black,
 the trigger test) are bound in by the collector; with no collector they cost
 a None test on the slow paths only.
 """
 
 from __future__ import annotations
 
-from .mbitmap import heapBitsSetType
 from .memory import Type
 from .sizeclasses import _SMALL_SPC_NOSCAN, _SMALL_SPC_SCAN, MAX_SMALL_SIZE, TINY_SIZE, TINY_SPAN_CLASS
 from .sysmem import PAGE_SHIFT, PAGE_SIZE, OutOfMemory
@@ -96,8 +97,8 @@ def _small_scan(c, size: int, typ) -> int:
         x, s, refilled = c.nextFree(spc)
     if s.needzero:
         c.heap.sysmem.memclr(x, s.elemsize)
-    heapBitsSetType(s, x, size, typ)
-    c.scanAlloc += typ.ptrdata_of(size)
+    c.heapBitsSetType(s, x, size, typ)
+    c.scanAlloc += typ.scan_size(size)
     if refilled:
         _after_refill(c)
     return x
@@ -168,11 +169,10 @@ def _large(c, size: int, typ, needzero: bool) -> int:
     s.freeindex = 1
     s.allocCount = 1
     s.allocCache = 0
-    s.largeType = 0
     if typ is not None:
-        heapBitsSetType(s, s.startAddr, size, typ)
+        c.heapBitsSetType(s, s.startAddr, size, typ)
     h.stats.add(largeAlloc=npages << PAGE_SHIFT, largeAllocCount=1)
-    h.gcController.update(npages << PAGE_SHIFT, typ.ptrdata_of(size) if typ is not None else 0)
+    h.gcController.update(npages << PAGE_SHIFT, typ.scan_size(size) if typ is not None else 0)
     if (needzero or typ is not None) and s.needzero:
         h.sysmem.memclr(s.startAddr, size)
     if h.gcphase:         # allocate black (gcmarknewobject) and run up assist debt
@@ -212,8 +212,8 @@ def mallocgc_nocache(c, size, typ=None, needzero: bool = True) -> int:
         s = h.spanOf(x)
         if s.needzero:
             h.sysmem.memclr(x, s.elemsize)
-        heapBitsSetType(s, x, size, typ)
-        c.scanAlloc += typ.ptrdata_of(size)
+        c.heapBitsSetType(s, x, size, typ)
+        c.scanAlloc += typ.scan_size(size)
     if grew:
         _after_refill(c)
     return x

@@ -12,6 +12,7 @@ touches them, except with the world stopped.
 
 from __future__ import annotations
 
+from .mbitmap import heapBitsSetType, heapBitsSetTypeRecorded
 from .mspan import make_emptymspan
 from .sync import store_attr
 from .sizeclasses import NUM_SPAN_CLASSES, TINY_SPAN_CLASS
@@ -21,7 +22,8 @@ from .gc.mark import gcmarknewobjects
 
 class MCache:
     __slots__ = ("heap", "pid", "alloc", "tiny", "tinyoffset", "tinyAllocs",
-                 "scanAlloc", "flushGen", "emptymspan", "nrefill", "gcAssistBytes", "markedBlack")
+                 "scanAlloc", "flushGen", "emptymspan", "nrefill", "gcAssistBytes", "markedBlack",
+                 "heapBitsSetType")
 
     def __init__(self, heap, pid: int = 0):
         self.heap = heap
@@ -36,6 +38,9 @@ class MCache:
         self.nrefill = 0
         self.gcAssistBytes = 0  # assist credit in bytes, negative = debt (Go keeps it per G)
         self.markedBlack = 0    # bytes allocated black this cycle (gcmarknewobject)
+        # mallocgc writes heap bits through this (set once): the recording
+        # variant only when the heap keeps the heapcheck=2 type record.
+        self.heapBitsSetType = heapBitsSetTypeRecorded if heap.recordTypes else heapBitsSetType
 
     def nextFree(self, spc: int):
         """Slow path: (address, span, refilled) for the next free slot of spc."""

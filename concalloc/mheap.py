@@ -21,7 +21,8 @@ single stores and callers check the span's state and bounds.
 
 from __future__ import annotations
 
-from .check.violation import throw
+from .check.violation import Violation, throw
+from .mbitmap import HEAP_ARENA_BITMAP_BYTES, initSpan
 from .mcentral import MCentral
 from .mspan import MSPAN_DEAD, MSPAN_IN_USE, MSpan
 from .mstats import HeapStats
@@ -35,17 +36,29 @@ PALLOC_CHUNK_PAGES = 512  # growth unit: 4 MiB
 _ONE = b"\x01"
 
 
-class BadPointer(RuntimeError):
-    """Go: "found bad pointer in Go heap (incorrect use of unsafe or cgo?)"."""
+class BadPointer(Violation):
+    """Go's badPointer throw: "found bad pointer in Go heap (incorrect use of
+    unsafe or cgo?)" (invariant heap.bad_pointer, exit code 1)."""
+
+    def __init__(self, message: str, *, address: int | None = None, span=None, **kw):
+        super().__init__("heap.bad_pointer", message, address=address, span=span, **kw)
+
+    def __reduce__(self):
+        return (_rebuild_bad_pointer, (self.message, self.replay))
+
+
+def _rebuild_bad_pointer(message, replay):
+    return BadPointer(message, replay=replay)
 
 
 class HeapArena:
     """Metadata of one 64 MiB arena (heapArena in mheap.go)."""
 
-    __slots__ = ("base", "spans", "pageInUse", "pageMarks", "zeroedBase")
+    __slots__ = ("base", "bitmap", "spans", "pageInUse", "pageMarks", "zeroedBase")
 
     def __init__(self, base: int):
         self.base = base
+        self.bitmap = bytearray(HEAP_ARENA_BITMAP_BYTES)  # 2 bits per word: mbitmap.py (its protection)
         self.spans: list = [None] * PAGES_PER_ARENA   # page -> *mspan (stale for free pages)
         self.pageInUse = bytearray(PAGES_PER_ARENA // 8)  # bit per span *start* page
         self.pageMarks = bytearray(PAGES_PER_ARENA // 8)
@@ -109,6 +122,7 @@ class MHeap:
         self.stats = HeapStats()            # atomic helper
         self.gcController = GCController()  # atomic fields
         self.invalidptr = True              # GODEBUG invalidptr=1
+        self.recordTypes = False            # heapcheck=2: the debug type record (mbitmap); set before use
         # Hooks the collector binds (None: no GC).  Set before Ps start.
         self.on_refill = None               # called after an mcache refill (trigger test)
         self.on_large_alloc = None          # called after a large allocation
@@ -138,9 +152,9 @@ class MHeap:
         if s.state != MSPAN_IN_USE or p < s.startAddr or p >= s.limit:
             if self.invalidptr:
                 raise BadPointer(
-                    f"runtime: pointer {p:#x} to unallocated span {s.describe()}; "
-                    f"found in object {refBase:#x}+{refOff}: "
-                    "found bad pointer in Go heap (incorrect use of unsafe or cgo?)")
+                    f"runtime: pointer {p:#x} to unallocated span; found in object at "
+                    f"*({refBase:#x}+{refOff:#x}): "
+                    "found bad pointer in Go heap (incorrect use of unsafe or cgo?)", address=p, span=s)
             return 0, None, 0
         idx = s.objIndex(p)
         return s.startAddr + idx * s.elemsize, s, idx
@@ -189,6 +203,7 @@ class MHeap:
             self.stats.add(heapReleased=-(scav << PAGE_SHIFT),
                            heapFree=-(nbytes - (scav << PAGE_SHIFT)),
                            heapInUse=nbytes, pagesInUse=npages)
+        initSpan(self, s)   # as Go's mcentral.grow / allocLarge: no object exists yet
         return s
 
     def freeSpan(self, s: MSpan) -> None:

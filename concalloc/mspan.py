@@ -14,7 +14,7 @@ GC cycle with the world stopped):
     h+3  swept, then cached
 
 Protection: a span in an mcache is owned by that P (freeindex, allocCache,
-allocCount, typeids); a span on an mcentral list is guarded by that
+allocCount; the heap bits of its slots, see mbitmap.py); a span on an mcentral list is guarded by that
 mcentral's lock; sweepgen changes by cas_attr/store_attr; allocBits and
 gcmarkBits are swapped only by the span's sweeper, which owns it through the
 sweepgen CAS; gcmarkBits bits are set with or8.  `list` is guarded by the lock
@@ -22,8 +22,6 @@ of the list's owner (mcentral.lock).
 """
 
 from __future__ import annotations
-
-from array import array
 
 from .sizeclasses import class_to_divmagic, class_to_size
 from .sysmem import PAGE_SHIFT
@@ -117,7 +115,8 @@ class MSpan:
         "startAddr", "npages", "spanclass", "elemsize", "nelems", "limit",
         "freeindex", "allocCache", "allocBits", "gcmarkBits", "allocCount",
         "sweepgen", "state", "needzero", "divMul", "allocCountBeforeCache",
-        "list", "next", "prev", "typeids", "largeType", "cachedBy", "markFrom", "__weakref__",
+        "list", "next", "prev", "heapBits", "heapBitsMore", "typeRecord", "cachedBy", "markFrom",
+        "__weakref__",
     )
 
     def __init__(self):
@@ -140,8 +139,9 @@ class MSpan:
         self.list = None        # the MSpanList holding it, if any; with next/prev
         self.next = None        # guarded by that list's owner lock
         self.prev = None
-        self.typeids = None     # small scan spans: array('H') of type ids per slot
-        self.largeType = 0      # large spans: the object's type id (0 = noscan)
+        self.heapBits = None    # the heap bitmap of the arena holding startAddr (mbitmap.initSpan)
+        self.heapBitsMore = ()  # bitmaps of the later arenas the span reaches (almost always none)
+        self.typeRecord = None  # heapcheck=2 only: array('Q') per slot, typ.id << 40 | size (mbitmap)
         self.cachedBy = -1      # id of the P whose mcache holds it, -1 if none
         self.markFrom = -1      # cached during mark: slots allocated from here on are black;
                                 # written by the caching P, read racily by markers (gc/mark.py)
@@ -171,8 +171,9 @@ class MSpan:
         self.list = None
         self.cachedBy = -1
         self.markFrom = -1
-        self.largeType = 0
-        self.typeids = array("H", bytes(2 * self.nelems)) if sizeclass and not spanclass & 1 else None
+        self.heapBits = None
+        self.heapBitsMore = ()
+        self.typeRecord = None
 
     def base(self) -> int:
         return self.startAddr

@@ -4,7 +4,7 @@ A workload is a function of one Mutator.  It allocates (by size, or by Type
 for objects with pointer fields), loads and stores pointer fields of heap
 objects (stores go through the write-barrier hook the collector installs),
 keeps its roots in stack slots it sets and clears, and may use the globals
-shared by all mutators.
+shared by all mutators (words of the data segment, rt.moduledata).
 
 Every allocation and every heap pointer load/store is a yield point with a
 stable label, and its top is a safe point: there the P parks if the world is
@@ -23,7 +23,8 @@ starts one and returns at once.
 
 Protection: everything here is owned by the mutator's P; `stack` and `regs`
 are read by the collector only while the P is stopped at a safe point,
-borrowed (idle) or the world is stopped; the runtime's globals are single stores.
+borrowed (idle) or the world is stopped; the globals are data-segment words
+written by single stores (see moduledata.py).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Mutator:
         self._sched.add_abort_hook(self._rebind_yield)
         self._malloc = mallocgc if rt.cache else rt.malloc_nocache
         self._mem = rt.heap.memory
+        self._md = rt.heap.moduledata
         self._wb = rt.write_barrier     # None: no barrier; set by Runtime.set_write_barrier at STW
         self._lbl_alloc = "alloc"
         self._lbl_load = "load"
@@ -160,14 +162,16 @@ class Mutator:
         self.stack[i] = 0
 
     def set_global(self, i: int, addr: int) -> None:
-        """Globals are heap-like roots: stores to them get the barrier too."""
+        """Store a pointer into global i, a pointer word of the data segment:
+        the barrier sees its address (moduledata.data + 8*i) as the slot."""
+        slot = self._md.global_addr(i)
         self._yield(self._lbl_store)
         if self.rt.config.heapcheck >= 2:
             check_pointer(self._mheap, addr, f"pointer stored into global {i}:")
         wb = self._wb
         if wb is not None:
-            wb(self, ("global", i), addr)
-        self.rt.globals[i] = addr
+            wb(self, slot, addr)
+        self._mem.store(slot, addr)
 
     # --- the collector ---
     def gc(self) -> None:
@@ -193,5 +197,6 @@ class Mutator:
             gc.request_cycle()
 
     def get_global(self, i: int) -> int:
+        slot = self._md.global_addr(i)
         self._yield(self._lbl_load)
-        return self.rt.globals[i]
+        return self._mem.load(slot)

@@ -60,7 +60,7 @@ class Runtime:
         self.allp = [P(i, c) for i, c in enumerate(self.heap.mcaches)]
         self.world = World(self.sync, self.allp)
         self.world.events = self.events
-        self.globals = [0] * 16          # single-word stores; read by the GC at STW
+        self.moduledata = self.heap.moduledata  # the globals: words of the data segment
         self.write_barrier = None        # world stopped: see set_write_barrier
         self.malloc_nocache = mallocgc_nocache
         nslots = self.workload.slots(cfg)
@@ -71,6 +71,11 @@ class Runtime:
             self.gc.stop()
         self.heap.mheap.on_refill = self.gc.on_alloc_slow_path
         self.heap.mheap.on_large_alloc = lambda c, s: self.gc.on_alloc_slow_path(c)
+
+    @property
+    def globals(self) -> tuple[int, ...]:
+        """The globals' current values (read-only; they live in moduledata)."""
+        return self.moduledata.values()
 
     # --- threads ---
     def _mutator_main(self, m: Mutator) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from concalloc import Config, Heap
+from concalloc.check import Violation
 from concalloc.gc import sweep as gcsweep
 from concalloc.malloc import ZEROBASE
 from concalloc.memory import ptr_type
@@ -259,8 +260,28 @@ def test_find_object_bad_pointer_into_freed_span(heap):
     big = heap.malloc(100_000)
     heap.sweep_cycle()
     assert h.spanOf(big) is not None and h.spanOf(big).state == MSPAN_DEAD
-    with pytest.raises(BadPointer, match="found bad pointer in Go heap"):
+    with pytest.raises(BadPointer, match="found bad pointer in Go heap") as ei:
         h.findObject(big + 16, refBase=0xC000001000, refOff=8)
+    assert isinstance(ei.value, Violation) and ei.value.invariant == "heap.bad_pointer"
+    assert ei.value.address == big + 16 and "*(0xc000001000+0x8)" in ei.value.message
+
+
+def test_bad_pointer_ends_a_run_with_exit_1():
+    """Go's badPointer is a throw: a Violation, exit code 1."""
+    from concalloc.runtime import EXIT_VIOLATION, Runtime
+
+    class FindFreed:
+        def slots(self, cfg):
+            return 1
+
+        def run(self, m, cfg):
+            x = m.alloc(24)
+            h = m.rt.heap.mheap
+            h.findObject(h.spanOf(x).limit)       # the tail past the span's last slot
+
+    with Runtime(Config(procs=1, steps=10, reserve_bytes=1 << 30), workload=FindFreed()) as rt:
+        res = rt.run()
+    assert res.exit_code == EXIT_VIOLATION and res.violations[0]["invariant"] == "heap.bad_pointer"
 
 
 def test_find_object_bad_pointer_past_limit(heap):

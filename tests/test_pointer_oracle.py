@@ -86,7 +86,20 @@ def store_bad_pointer_into_global(m):
     m.set_global(0, x + 16)
 
 
+def load_field_whose_pointer_bit_was_cleared(m):
+    """The oracle reads the heap bitmap, not the type: a pointer field whose
+    bit is gone is no longer a pointer field."""
+    from concalloc import mbitmap
+    x = m.new(NODE)
+    m.set_slot(0, x)
+    s = m.rt.heap.mheap.spanOfHeap(x)
+    bm, w = mbitmap._bitmap_for(s, x)
+    bm[w >> 2] &= ~(mbitmap.BIT_POINTER << (w & 3))
+    m.load(x, 0)
+
+
 CASES = [
+    (load_field_whose_pointer_bit_was_cleared, "mutator.not_a_pointer"),
     (store_pointer_into_unused_page, "mutator.bad_pointer"),
     (store_past_a_large_object, "mutator.bad_field"),
     (store_bad_pointer_into_global, "mutator.bad_pointer"),
@@ -108,6 +121,11 @@ def test_bad_access_is_a_violation(body, invariant, scheduler):
     assert "replay:" in str(res.error)
 
 
+def test_not_a_pointer_names_the_bits_and_the_recorded_type():
+    res = _run(load_non_pointer_word)
+    assert "heap bits say scalar" in res.error.message and "type oracle-node" in res.error.message
+
+
 @pytest.mark.parametrize("body", [store_into_noscan, store_pointer_to_free_slot, load_non_pointer_word])
 def test_heapcheck_1_does_not_look(body):
     # The oracle is bound only at heapcheck=2: the same program runs clean below it.
@@ -119,7 +137,7 @@ def test_word_access_outside_the_heap_is_refused():
 
     def body(m):
         with pytest.raises(BadAddress):
-            m.write_word(0xC000000000 - 4096, 0, 1)   # would wrap to the mapping's end
+            m.write_word(0xC000000000 - 0x10000, 0, 1)   # below the heap and the data segment
         with pytest.raises(BadAddress):
             m.read_word(0xC000000000 + 4, 0)          # unaligned
     assert _run(body, heapcheck=0).exit_code == EXIT_OK

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import concalloc.check.heap as checkheap
-from concalloc import Heap
+from concalloc import Config, Heap
+from concalloc import mbitmap
 from concalloc.check import Violation
 from concalloc.gc.sweep import SweepError
 from concalloc.memory import ptr_type
@@ -53,7 +54,7 @@ class Healthy:
 
 
 def build_healthy() -> Healthy:
-    h = Heap(reserve_bytes=1 << 30, nprocs=4)
+    h = Heap(Config(heapcheck=2), reserve_bytes=1 << 30, nprocs=4)   # 2: the heap bits' type record
     # One sweep first, so sweepgen is not 0 and the heap holds survivors.
     keep = [h.malloc(64) for _ in range(3)] + [h.malloc(100_000)]
     h.sweep_cycle(mark_addresses(h, keep))
@@ -117,6 +118,15 @@ def _move(src, s, dst):
     """Move s between mcentral lists behind the mcentral's back."""
     src.remove(s)
     dst.insertBack(s)
+
+
+def _flip_bit(span_fn, word, bit):
+    """Flip one heap-bitmap bit of word `word` of the span's first object."""
+    def corrupt(k):
+        s = span_fn(k)
+        bm, w = mbitmap._bitmap_for(s, s.startAddr + 8 * word)
+        bm[w >> 2] ^= bit << (w & 3)
+    return corrupt
 
 
 def _set(obj, attr, value_fn):
@@ -244,6 +254,15 @@ CASES = [
      _set(lambda k: k.h.mcaches[0], "tiny", lambda k: k.m.curArenaEnd - 16)),
     ("tiny-free-slot", "mcache.tiny", "free slot",
      _set(lambda k: k.h.mcaches[1], "tiny", lambda k: k.tiny.startAddr + 16 * (k.tiny.nelems - 1))),
+    # span.heap_bits
+    ("heapbits-pointer-without-scan", "span.heap_bits", "word 1 has its pointer bit set but its scan bit clear",
+     _flip_bit(lambda k: k.scan, 1, mbitmap.BIT_SCAN)),
+    ("heapbits-last-pointer-cleared", "span.heap_bits", "word 5999 has its scan bit set but no pointer",
+     _flip_bit(lambda k: k.large_scan, 5999, mbitmap.BIT_POINTER)),
+    ("heapbits-pointer-on-scalar", "span.heap_bits", "word 1's pointer bit is 1, its type says 0",
+     _flip_bit(lambda k: k.large_scan, 1, mbitmap.BIT_POINTER)),
+    ("heapbits-wrong-bitmap", "span.heap_bits", "not those of the arenas",
+     _set(lambda k: k.scan, "heapBits", lambda k: bytearray(len(k.scan.heapBits)))),
 ]
 
 

@@ -31,14 +31,22 @@ it can recount from the structures themselves.
                           included, nothing flushed)
     mcache.tiny           each P's tiny block is an allocated 16-byte slot of a
                           tiny-class span, tinyoffset <= 16
+    span.heap_bits        a scan span points at its arenas' bitmaps, and every
+                          allocated object's heap bits have Go 1.19's shape:
+                          word 0's scan bit set, no pointer bit without its
+                          scan bit, scan bits set up to the last pointer word
+                          and clear from there to the object's end.  With the
+                          heapcheck=2 type record (mbitmap), each object's
+                          bits equal its type's exactly
 """
 
 from __future__ import annotations
 
+from ..mbitmap import array_bits, bitmap_bytes, object_bits, object_words, recorded_type
 from ..mspan import MASK64, MSPAN_IN_USE
 from ..mstats import memstats_from
 from ..sizeclasses import NUM_SIZE_CLASSES, TINY_SIZE, TINY_SPAN_CLASS, class_to_size
-from ..sysmem import ARENA_BASE, PAGE_SHIFT, PAGE_SIZE, PAGES_PER_ARENA
+from ..sysmem import ARENA_BASE, HEAP_ARENA_SHIFT, PAGE_SHIFT, PAGE_SIZE, PAGES_PER_ARENA
 from .violation import Violation
 
 
@@ -276,6 +284,91 @@ def check_mcache_tiny(heap) -> None:
             _fail("mcache.tiny", f"P{c.pid}'s tiny block is a free slot", address=c.tiny, span=s)
 
 
+def check_heap_bits(heap) -> None:
+    h = heap.mheap
+    for s in h.allspans:
+        if s.spanclass & 1:
+            continue                    # noscan: bits not maintained
+        _check_bitmap_link(h, s)
+        rec = s.typeRecord
+        seen: set = set()               # (phase, bytes, record) of objects already found right
+        for idx in s.allocated_indices():
+            x = s.startAddr + idx * s.elemsize
+            n = object_words(s, x)
+            raw, sh = bitmap_bytes(s, x, n)
+            key = (sh, raw, rec[idx] if rec is not None else 0)
+            if key in seen:
+                continue
+            _check_bits_shape(s, x, n, raw, sh)
+            typed = recorded_type(s, x) if rec is not None else None
+            if typed is not None:
+                _check_bits_type(s, x, n, raw, sh, *typed)
+            if s.spanclass >> 1:
+                seen.add(key)
+
+
+def _check_bitmap_link(h, s) -> None:
+    first = (s.startAddr - ARENA_BASE) >> HEAP_ARENA_SHIFT
+    last = (s.end() - 1 - ARENA_BASE) >> HEAP_ARENA_SHIFT
+    want = [h.arenas[i].bitmap for i in range(first, last + 1)]
+    have = [s.heapBits, *s.heapBitsMore]
+    if len(have) != len(want) or any(a is not b for a, b in zip(have, want)):
+        _fail("span.heap_bits", "the span's heap bitmaps are not those of the arenas it covers", span=s)
+
+
+def _word_of(p: int, sh: int) -> int:
+    """Object word index of bit position p of a bitmap int (8 bits per byte)."""
+    return ((p >> 3) << 2) + (p & 3) - sh
+
+
+def _object_range(n: int, sh: int, nbytes: int) -> int:
+    """Positions of the object's pointer bits in the int of its bitmap bytes."""
+    e = sh + n
+    low = int.from_bytes(b"\x0f" * nbytes, "little")
+    return ((1 << (((e >> 2) << 3) + (e & 3))) - (1 << sh)) & low
+
+
+def _check_bits_shape(s, x: int, n: int, raw: bytes, sh: int) -> None:
+    r = int.from_bytes(raw, "little")
+    rng = _object_range(n, sh, len(raw))
+    ptr, scan = r & rng, (r >> 4) & rng
+    where = f"object {x:#x} ({n} words)"
+    bad = ptr & ~scan
+    if bad:
+        _fail("span.heap_bits", f"{where}: word {_word_of((bad & -bad).bit_length() - 1, sh)} has its "
+              "pointer bit set but its scan bit clear", span=s, address=x)
+    if not scan >> sh & 1:
+        _fail("span.heap_bits", f"{where}: word 0's scan bit is clear in a scan object", span=s, address=x)
+    dead = rng & ~scan
+    if dead:
+        cut = (dead & -dead) - 1
+        late = scan & ~cut
+        if late:
+            _fail("span.heap_bits", f"{where}: word {_word_of((late & -late).bit_length() - 1, sh)} has its "
+                  f"scan bit set after dead word {_word_of((dead & -dead).bit_length() - 1, sh)}",
+                  span=s, address=x)
+    top = scan.bit_length() - 1
+    if not ptr >> top & 1:
+        _fail("span.heap_bits", f"{where}: word {_word_of(top, sh)} has its scan bit set but no pointer "
+              "at or after it (the scan bit must clear after the last pointer word)", span=s, address=x)
+
+
+def _check_bits_type(s, x: int, n: int, raw: bytes, sh: int, typ, size: int) -> None:
+    if s.spanclass >> 1:
+        want = object_bits(typ, size, n, sh)[5]
+    else:
+        want = array_bits(typ, size)
+    rng = _object_range(n, sh, len(raw))
+    diff = (int.from_bytes(raw, "little") ^ int.from_bytes(want, "little")) & (rng | rng << 4)
+    if diff:
+        p = (diff & -diff).bit_length() - 1
+        which = "scan" if p & 4 else "pointer"
+        have = int.from_bytes(raw, "little") >> p & 1
+        _fail("span.heap_bits", f"object {x:#x} ({size} bytes of type {typ.name}, pointer words "
+              f"{list(typ.ptrwords)}): word {_word_of(p & ~4, sh)}'s {which} bit is {have}, its type says "
+              f"{1 - have}", span=s, address=x)
+
+
 INVARIANTS = (
     ("spans.disjoint", check_spans_disjoint),
     ("spans.lookup", check_spans_lookup),
@@ -286,6 +379,7 @@ INVARIANTS = (
     ("heap.accounting", check_heap_accounting),
     ("heap.objects", check_heap_objects),
     ("mcache.tiny", check_mcache_tiny),
+    ("span.heap_bits", check_heap_bits),
 )
 
 

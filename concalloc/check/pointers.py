@@ -8,7 +8,8 @@ a pointer field is checked at the moment it happens:
     mutator.free_object    the object's slot is free (a use after free)
     mutator.bad_field      the field lies outside the object (its slot, for
                            small objects, whose exact size is not kept)
-    mutator.not_a_pointer  the field is not a pointer word of the object's type
+    mutator.not_a_pointer  the field's pointer bit in the heap bitmap is clear
+                           (a noscan object has no pointer words at all)
     mutator.bad_pointer    the value loaded or stored points into the heap's
                            pages but not at an allocated object
 
@@ -20,7 +21,7 @@ and nothing is freed while mutators run (sweeping happens at stop-the-world).
 from __future__ import annotations
 
 from ..malloc import ZEROBASE
-from ..memory import type_by_id
+from ..mbitmap import isPointer, recorded_type
 from ..sysmem import ARENA_BASE
 from .violation import throw
 
@@ -38,13 +39,6 @@ def _object(h, p: int, invariant: str, what: str):
     return s, idx, s.startAddr + idx * s.elemsize
 
 
-def _type_of(s, idx: int):
-    if s.spanclass & 1:
-        return None
-    tid = s.typeids[idx] if s.spanclass >> 1 else s.largeType
-    return type_by_id(tid)
-
-
 def check_field(h, obj: int, field: int) -> None:
     """obj.field must be a pointer word of a live object."""
     s, idx, base = _object(h, obj, "mutator.bad_object", "object")
@@ -54,11 +48,19 @@ def check_field(h, obj: int, field: int) -> None:
     if field < 0 or off < 0 or off + 8 > size:
         throw("mutator.bad_field", f"field {field} of object {base:#x} lies outside its "
               f"{size} bytes", span=s, address=obj)
-    typ = _type_of(s, idx)
-    if typ is None or off not in set(typ.pointer_offsets(size)):
-        what = "a pointer-free object" if typ is None else f"type {typ.name}, whose pointer words are {list(typ.ptrwords)}"
-        throw("mutator.not_a_pointer", f"word {off // 8} of object {base:#x} is not a pointer field ({what})",
-              span=s, address=obj)
+    if s.spanclass & 1 or not isPointer(s, base + off):
+        throw("mutator.not_a_pointer", f"word {off // 8} of object {base:#x} is not a pointer field "
+              f"({_describe(s, base)})", span=s, address=obj)
+
+
+def _describe(s, base: int) -> str:
+    if s.spanclass & 1:
+        return "a pointer-free object"
+    rec = recorded_type(s, base)
+    if rec is None:
+        return "its heap bits say scalar"
+    typ, size = rec
+    return f"its heap bits say scalar; {size} bytes of type {typ.name}, whose pointer words are {list(typ.ptrwords)}"
 
 
 def check_pointer(h, p: int, what: str) -> None:

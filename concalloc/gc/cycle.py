@@ -321,14 +321,14 @@ class GC:
         w = self.world
         ctl = self.ctl
         rec["start_ns"] = self.clock() - self.t0
+        if self.cfg.heapcheck >= 1:
+            self.verify_heap_stw()
         w.stopTheWorld("GC sweep termination")
         t_stopped = self.clock()
         rec["heap_start"] = ctl.heapLive.load()
         rec["trigger"], _ = ctl.trigger()
         self.finishsweep_m()
         self.flush_mcaches(keep_tiny=True)
-        if self.cfg.heapcheck >= 1:
-            self.rt.heap.verify()
         self.gcResetMarkState()
         ctl.syncHeapStats(self.h.stats.snapshot())
         ctl.startCycle(self.clock(), len(self.allp), gcTriggerCycle if rec["forced"] else gcTriggerHeap)
@@ -342,6 +342,18 @@ class GC:
         w.startTheWorld()
         with self.lock:
             self.work_cond.notify_all()
+
+    def verify_heap_stw(self) -> None:
+        """heapcheck >= 1: verify_heap in a stop of its own just before the
+        cycle's first, on the heap sweep termination will see (every span
+        swept, every mcache flushed), so the GC's pause figures stay Go's."""
+        self.world.stopTheWorld("verify_heap")
+        try:
+            self.finishsweep_m()
+            self.flush_mcaches(keep_tiny=True)
+            self.rt.heap.verify()
+        finally:
+            self.world.startTheWorld()
 
     def finishsweep_m(self) -> None:
         """Sweep whatever the previous cycle left unswept, then wait for the
