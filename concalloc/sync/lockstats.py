@@ -132,6 +132,7 @@ def report(mutexes, unit: str) -> dict:
         if m.stats is None:
             continue
         row = m.stats.as_dict()
+        row["lock_class"] = m.lock_class
         locks[m.name] = row
         by_class.setdefault(m.lock_class, []).append(row)
     return {"unit": unit, "locks": locks,
