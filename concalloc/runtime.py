@@ -37,7 +37,7 @@ from .runconfig import (DEFAULT_CONTROLLED_STEPS, DEFAULT_SECONDS, replay_comman
 from .runresult import (EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, Hang,  # noqa: F401
                         RunResult, RunTimeout, exit_code_for)
 from .sync import Aborted, AtomicInt, Deadlock, SyncContext, Watchdog, make_scheduler
-from .trace import Recorder, write_chrome_trace
+from .trace import recorder_for, write_chrome_trace
 
 FIRST_CHECK_REFILLS = 32
 RUN_THREAD = "run"       # the name of the thread that drives Runtime.run
@@ -53,8 +53,7 @@ class Runtime:
         self.cache = cache
         self.progress = progress
         self.sched = make_scheduler(cfg.scheduler, cfg.seed, **scheduler_options(cfg))
-        record = cfg.controlled() or cfg.events or bool(cfg.trace)
-        self.events = Recorder(True) if record else None
+        self.events = recorder_for(cfg)
         self.sync = SyncContext(self.sched, check_ranks=cfg.lockrank, lock_stats=cfg.lock_stats,
                                 events=self.events)
         self.heap = Heap(cfg, sync=self.sync)
