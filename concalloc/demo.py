@@ -270,7 +270,8 @@ def run_demo(args) -> int:
     cache = args.cache == "on"
     if args.replay:
         given = given_options(getattr(args, "run_argv", []))
-        cfg, cache = replay_config(args.replay, cfg, given_fields(getattr(args, "run_argv", [])),
+        typed = cfg.replace(scheduler=args.scheduler)      # as typed, to compare with the file's
+        cfg, cache = replay_config(args.replay, typed, given_fields(getattr(args, "run_argv", [])),
                                    args.cache if "cache" in given else None)
     if args.save_schedule and not cfg.controlled():
         raise ConfigError("save_schedule", "only a controlled run has a schedule to save "
