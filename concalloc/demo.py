@@ -221,24 +221,28 @@ def run_interruptibly(rt):
     thread sees) stops the run, which then reports what it measured.
     Returns (result, interrupted)."""
     box: dict = {}
+    done = threading.Event()
 
     def target():
         try:
             box["res"] = rt.run()
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             box["exc"] = e
+        finally:
+            done.set()
 
     t = threading.Thread(target=target, name="run-driver", daemon=True)
     t.start()
     interrupted = False
-    while t.is_alive():
+    while not done.is_set():        # (a Thread.join cut short by Ctrl-C may report the thread gone)
         try:
-            t.join(0.1)
+            done.wait(0.1)
         except KeyboardInterrupt:
             if interrupted:
                 raise           # a second Ctrl-C gives up on the report
             interrupted = True
             rt.sched.abort(Interrupted("interrupted by Ctrl-C"))
+    t.join()
     if "exc" in box:
         raise box["exc"]
     return box["res"], interrupted

@@ -107,7 +107,7 @@ def lock_tables(locks: dict, top: int = 8) -> str:
     members = [n for n in names if names[n].get("lock_class", n) in shared]
     busiest = sorted(members, key=lambda n: (-names[n]["wait_total"], -names[n]["acquisitions"]))[:top]
     title = "lock statistics by class" + ("" if unit == "ns" else f" (times in scheduler {unit})")
-    out = table(["lock class (locks)"] + LOCK_HEADERS,
+    out = table(["class (locks)"] + LOCK_HEADERS,
                 [lock_row(f"{c} ({st.get('locks', 1)})", st, unit) for c, st in classes], title=title)
     if busiest:
         out += "\n\n" + table(["lock"] + LOCK_HEADERS, [lock_row(n, names[n], unit) for n in busiest],
