@@ -116,3 +116,67 @@ def run(quick: bool = False) -> dict[str, float]:
     out["locks.controlled_run_ms"] = median(ss) / 1e6
     out["locks.free_run_ms"] = median(fs) / 1e6
     return out
+
+
+# --- does sampling change what the statistics say? -------------------------------------------
+
+SAMPLING_FIGURES = ("acq/alloc", "contention %", "mean wait ms", "p99 wait ms", "mean hold µs")
+
+
+def _lock_figures(hold_every: int, seconds: float, seed: int) -> dict[str, dict[str, float]]:
+    """One OS run of ring on 4 Ps with the mcache off (every small allocation takes its mcentral
+    lock), ranks off, holds timed one in `hold_every`: figures per lock class."""
+    from concalloc.config import Config
+    from concalloc.report import hist_quantile
+    from concalloc.runtime import Runtime
+    from concalloc.sync import lockstats
+    saved, lockstats.HOLD_SAMPLE = lockstats.HOLD_SAMPLE, hold_every
+    try:
+        cfg = Config(procs=4, seconds=seconds, lock_stats=True, lockrank=False, heapcheck=0, seed=seed,
+                     reserve_bytes=4 << 30)
+        with Runtime(cfg, cache=False) as rt:
+            res = rt.run()
+    finally:
+        lockstats.HOLD_SAMPLE = saved
+    allocs = sum(m["allocs"] for m in res.mutators.values())
+    out = {}
+    for cls in ("mcentral", "mheap"):
+        st = res.locks["classes"][cls]
+        acq, cont = st["acquisitions"], st["contended"]
+        out[cls] = {"acq/alloc": acq / allocs, "contention %": 100 * cont / acq,
+                    "mean wait ms": st["wait_total"] / cont / 1e6 if cont else 0.0,
+                    "p99 wait ms": (hist_quantile(st["wait_hist"], 0.99, st["wait_max"]) or 0) / 1e6,
+                    "mean hold µs": st["hold_total"] / acq / 1e3}
+    return out
+
+
+def sampling_check(seconds: float = 2.0, reps: int = 3) -> str:
+    """Alternate runs with every hold timed and with one in lockstats.HOLD_SAMPLE; a table of
+    each figure's mean ± standard deviation over the reps, per lock class."""
+    import statistics
+
+    from concalloc.report import table
+    from concalloc.sync import lockstats
+    runs: dict[int, list] = {1: [], lockstats.HOLD_SAMPLE: []}
+    for r in range(reps):
+        for every in (runs if r % 2 == 0 else reversed(list(runs))):
+            progress(f"sampling check: run {r + 1}/{reps}, holds timed 1 in {every}")
+            runs[every].append(_lock_figures(every, seconds, seed=1 + r))
+    rows = []
+    for cls in ("mcentral", "mheap"):
+        for fig in SAMPLING_FIGURES:
+            cells = []
+            for every, rs in runs.items():
+                vals = [x[cls][fig] for x in rs]
+                sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                cells.append(f"{statistics.fmean(vals):.4g} ± {sd:.2g}")
+            rows.append([cls, fig] + cells)
+    return table(["lock class", "figure", "every hold timed", f"1 in {lockstats.HOLD_SAMPLE} timed"], rows,
+                 title=f"lock statistics with and without hold sampling (ring, 4 Ps, mcache off, "
+                       f"{seconds:g} s, {reps} runs each)", left=2)
+
+
+if __name__ == "__main__":
+    import sys
+    if "--sampling" in sys.argv:
+        print(sampling_check())

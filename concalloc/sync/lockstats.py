@@ -29,7 +29,7 @@ from __future__ import annotations
 from .atomic import AtomicInt
 
 _NBUCKETS = 65
-HOLD_SAMPLE = 64      # OS mode: time one hold in this many (a power of two)
+HOLD_SAMPLE = 64      # OS mode: time one hold in this many (a power of two; read when a mutex is built)
 
 
 class LockStats:

@@ -13,9 +13,9 @@ owner):
   watchdog sees such a hang.
 * StatsMutex (OS, statistics only): try-acquire first, and only when that
   fails take timestamps around an interruptible wait (so waits are exact);
-  holds are timed on one acquisition in HOLD_SAMPLE (the first, then every
-  64th), as Go's mutex profile samples, by swapping ``unlock`` for a timed
-  one; acquisitions are counted in batches at those samples; no owner is
+  holds are timed on one acquisition in HOLD_SAMPLE (the first, then at
+  random gaps of 64 on average), as Go's mutex profile samples, by swapping
+  ``unlock`` for a timed one; acquisitions are counted in batches at those samples; no owner is
   looked up on the uncontended path (a contended acquisition records it).
 * RankedMutex (OS, rank checking; statistics optional): the debug mode, like
   Go's static lock ranking.  The thread's held stack (a Held list on its
@@ -35,15 +35,18 @@ exactly lockrank.rank_allows (LEAF is the largest rank).
 
 from __future__ import annotations
 
+import random
 import sys
 import threading
 
 from .errors import Aborted, LockRankViolation
 from .lockrank import Rank
 from .lockrank import order_violation
-from .lockstats import HOLD_SAMPLE, LockStats
+from . import lockstats
+from .lockstats import LockStats
 
 _getframe = sys._getframe
+_gap = random.Random(0x5EED).randrange   # [1, 2n): the gap between two timed holds
 
 
 class Held(list):
@@ -92,7 +95,7 @@ class Mutex:
         # by the holder, read racily by reports; controlled: the logical lock
         # itself, baton holder only.
         self._owner = None
-        self.stats = LockStats(HOLD_SAMPLE if not ctx.scheduler.controlled else 1) \
+        self.stats = LockStats(lockstats.HOLD_SAMPLE if not ctx.scheduler.controlled else 1) \
             if ctx.lock_stats_enabled else None
 
     @property
@@ -118,9 +121,10 @@ class PlainMutex(Mutex):
 
 class _Sampled(Mutex):
     """OS mode with a real lock: acquisitions counted in batches and one hold in
-    HOLD_SAMPLE timed.  _countdown runs down to the next sampled acquisition, which
-    adds the batch (_batch acquisitions) to stats.counted, reads the clock and swaps
-    `unlock` for the timed one (which swaps it back).  All holder only."""
+    HOLD_SAMPLE (on average) timed.  _countdown runs down to the next sampled
+    acquisition, which adds the batch (_batch acquisitions) to stats.counted, draws
+    the next gap, reads the clock and swaps `unlock` for the timed one (which swaps
+    it back).  All holder only."""
 
     __slots__ = ("_try", "_release", "_sched", "_clock", "_t_acq", "_countdown", "_batch",
                  "_untimed_unlock", "unlock", "locked")
@@ -143,7 +147,10 @@ class _Sampled(Mutex):
     def _sample(self) -> None:
         st = self.stats
         st.counted += self._batch
-        self._countdown = self._batch = st.hold_mask + 1
+        # The gap to the next sample is random (mean HOLD_SAMPLE), as Go's mutex profile
+        # samples at random: a fixed period would alias with periodic work under the lock
+        # (a span refill every nelems allocations).
+        self._countdown = self._batch = _gap(2 * (st.hold_mask + 1))
         self._t_acq = self._clock()
         self.unlock = self._timed_unlock
 
@@ -267,6 +274,8 @@ class InstrumentedMutex(Mutex):
         sched = self._sched = ctx.scheduler
         self._tls = ctx.thread_state
         self._check = ctx.check_ranks
+        if self.stats is not None:
+            self.stats.hold_mask = 0        # the debug mode times every hold
         self._rec = ctx.recorder
         self._clock = sched.clock
         self._t_acq = 0
@@ -297,15 +306,14 @@ class InstrumentedMutex(Mutex):
         me = ts.name
         st = self.stats
         if st is not None:
-            n = st.counted = st.counted + 1
+            st.counted += 1
             if me != st.last_owner:
                 if st.last_owner is not None:
                     st.owner_switches += 1
                 st.last_owner = me
             if waited is not None:
                 st.waited(*waited)
-            if not (n - 1) & st.hold_mask:
-                self._t_acq = self._clock()
+            self._t_acq = self._clock()
         self._owner = me
         if self._check:
             held.append((self._rank, self, f, f.f_lasti))
@@ -321,7 +329,7 @@ class InstrumentedMutex(Mutex):
             else:
                 _forget(held, self)
         st = self.stats
-        if st is not None and not (st.counted - 1) & st.hold_mask:
+        if st is not None:
             st.held(self._clock() - self._t_acq)
         self._owner = None
         if self._rec is not None:
