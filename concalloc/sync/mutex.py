@@ -150,7 +150,7 @@ class _Sampled(Mutex):
         # The gap to the next sample is random (mean HOLD_SAMPLE), as Go's mutex profile
         # samples at random: a fixed period would alias with periodic work under the lock
         # (a span refill every nelems allocations).
-        self._countdown = self._batch = _gap(2 * (st.hold_mask + 1))
+        self._countdown = self._batch = _gap(2 * (st.hold_mask + 1)) if st.hold_mask else 1
         self._t_acq = self._clock()
         self.unlock = self._timed_unlock
 
