@@ -157,7 +157,8 @@ def plot(rows: list[dict], path: str, title: str, classes=CLASSES) -> None:
     points = aggregate(rows)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.9))
     unit = rows[0]["unit"] if rows else "ns"
-    wait_scale, wait_unit = (1000, "µs") if unit == "ns" else (1, unit)
+    longest = max((p["mean_wait"] for p in points if p["mean_wait"] is not None), default=0)
+    wait_scale, wait_unit = ((1e6, "ms") if longest >= 1e6 else (1e3, "µs")) if unit == "ns" else (1, unit)
     panels = (("contention_rate", 100, "contended / all acquisitions (%)", "contention rate"),
               ("contended_per_1000", 1, "contended acquisitions per 1000 allocations",
                "contention per allocation"),
