@@ -79,28 +79,28 @@ class Flag:
         return f"--godebug {field}" if self.kind == "godebug" else self.option
 
 
-FLAGS: dict[str, Flag] = {
+FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "procs": Flag("--procs"),
     "mutators": Flag("--mutators"),
-    "reserve_bytes": Flag("--reserve", render=format_bytes),
-    "invalidptr": Flag("--godebug", kind="godebug"),
-    "lockrank": Flag("--godebug", kind="godebug"),
-    "heapcheck": Flag("--godebug", kind="godebug"),
-    "scheduler": Flag("--scheduler", always=True),
-    "seed": Flag("--seed", always=True),
-    "noise": Flag("--noise"),
-    "switch_interval": Flag("--switch-interval"),
-    "pct_depth": Flag("--pct-depth"),
-    "pct_k": Flag("--pct-k"),
-    "replay_file": Flag("--replay"),
-    "hang_seconds": Flag("--hang-seconds", observe=True),
     "workload": Flag("--workload"),
     "steps": Flag("--steps", always=True),
     "seconds": Flag("--seconds"),
     "live": Flag("--live"),
     "size": Flag("--size"),
+    "scheduler": Flag("--scheduler", always=True),
+    "seed": Flag("--seed", always=True),
+    "noise": Flag("--noise"),
+    "pct_depth": Flag("--pct-depth"),
+    "pct_k": Flag("--pct-k"),
+    "replay_file": Flag("--replay"),
+    "reserve_bytes": Flag("--reserve", render=format_bytes),
+    "switch_interval": Flag("--switch-interval"),
+    "hang_seconds": Flag("--hang-seconds", observe=True),
     "noscan": Flag("--noscan", kind="switch"),
     "lock_stats": Flag("--no-lock-stats", kind="negated", observe=True),
+    "invalidptr": Flag("--godebug", kind="godebug"),
+    "lockrank": Flag("--godebug", kind="godebug"),
+    "heapcheck": Flag("--godebug", kind="godebug"),
     "trace": Flag("--trace", observe=True, in_command=False),
 }
 
