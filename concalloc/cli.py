@@ -38,7 +38,9 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_sizeclasses(args) -> int:
     from .sizeclasses import format_table, table_rows
     if args.json:
-        print(json.dumps(table_rows(), indent=1))
+        from .runconfig import SIZECLASSES_FORMAT, SIZECLASSES_VERSION
+        print(json.dumps({"format": SIZECLASSES_FORMAT, "format_version": SIZECLASSES_VERSION,
+                          "classes": table_rows()}, indent=1))
     else:
         print(format_table())
     return EXIT_OK
@@ -118,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     sc = sub.add_parser("sizeclasses", help="print Go's size-class table")
-    sc.add_argument("--json", action="store_true", help="a JSON list of objects instead of the table")
+    sc.add_argument("--json", action="store_true", help="a JSON object (format, classes) instead of the table")
     sc.set_defaults(func=_cmd_sizeclasses)
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=_cmd_version)

@@ -108,7 +108,12 @@ def config_from_args(args) -> Config:
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
                  pct_k=args.pct_k, replay_file=replay, hang_seconds=args.hang_seconds,
                  lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None))
-    return Config.from_godebug(args.godebug, cfg) if args.godebug else cfg
+    if not args.godebug:
+        return cfg
+    for item in filter(None, (x.strip() for x in args.godebug.split(","))):
+        if "=" not in item and item in FLAGS and FLAGS[item].kind == "godebug":
+            raise ConfigError("GODEBUG", f"{item} needs a value, e.g. {item}=1")
+    return Config.from_godebug(args.godebug, cfg)
 
 
 def given_options(argv: list[str], grid: bool = False) -> dict:

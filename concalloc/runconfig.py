@@ -27,6 +27,7 @@ DEFAULT_SECONDS = 3.0
 SCHEDULE_FORMAT, SCHEDULE_VERSION = "concalloc-schedule", 1
 RUN_FORMAT, RUN_VERSION = "concalloc-run", 1            # `run --json`
 CONTENTION_FORMAT, CONTENTION_VERSION = "concalloc-contention", 1
+SIZECLASSES_FORMAT, SIZECLASSES_VERSION = "concalloc-sizeclasses", 1
 
 
 def with_run_bounds(cfg: Config) -> Config:

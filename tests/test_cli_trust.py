@@ -210,3 +210,59 @@ def test_streaming_recorder_keeps_at_most_a_chunk_per_thread(tmp_path):
     events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
     holds = [e for e in events if e["ph"] == "X"]
     assert len(holds) == 3 * CHUNK + 5 and all(e["name"] == "hold x" for e in holds)
+
+
+# --- locks -------------------------------------------------------------------------------------
+
+def test_plain_mutex_with_is_the_bare_locks_own():
+    """`with m:` on a plain mutex runs threading.Lock's C __enter__/__exit__ (no Python frame)."""
+    import threading
+
+    from concalloc.sync import Rank, SyncContext
+    m = SyncContext(check_ranks=False).mutex("mheap", Rank.MHEAP)
+    lock_type = type(threading.Lock())
+    assert type(type(m).__enter__) is type(threading.Lock().__enter__)
+    assert type(m).__enter__.__self__ is m.lock.__self__ and isinstance(m.lock.__self__, lock_type)
+    with m:
+        assert m.lock(False) is False and m.locked()
+    assert not m.locked() and m.owner is None and m.name == "mheap" and m.rank == Rank.MHEAP
+
+
+@pytest.mark.parametrize("ranks", [False, True])
+def test_sampled_statistics_count_every_acquisition(ranks):
+    from concalloc.sync import Rank, SyncContext
+    from concalloc.sync.lockstats import HOLD_SAMPLE
+    ctx = SyncContext(check_ranks=ranks, lock_stats=True)
+    m = ctx.mutex("mcentral[3]", Rank.MCENTRAL, "mcentral")
+    for _ in range(1000):
+        m.lock()
+        m.unlock()
+    for _ in range(500):
+        with m:
+            pass
+    row = ctx.lock_stats()["locks"]["mcentral[3]"]
+    assert row["acquisitions"] == 1500 and row["contended"] == 0
+    # timed holds: the first, then one every HOLD_SAMPLE on average (random gaps in [1, 2*HOLD_SAMPLE))
+    assert 1500 // (2 * HOLD_SAMPLE) <= row["hold_samples"] <= 1500
+    assert row["hold_samples"] < 1500 / 8, "holds are sampled, not all timed"
+    assert row["hold_total"] >= row["hold_max"] > 0
+
+
+def test_run_progress_line_has_a_fraction_and_an_eta(capsys):
+    from types import SimpleNamespace
+
+    from concalloc.config import Config
+    from concalloc.demo import _progress_line
+    rt = SimpleNamespace(config=Config(steps=1000, procs=2), mutators=[1, 2], nchecks=3,
+                         progress_counter=lambda: 500,
+                         heap=SimpleNamespace(mheap=SimpleNamespace(gcController=SimpleNamespace(
+                             heapLive=SimpleNamespace(load=lambda: 1 << 20)))))
+    _progress_line(rt, 2.0)
+    err = capsys.readouterr().err
+    assert "25% ETA  6.0s] allocs       500" in err and "STW checks 3" in err
+
+
+def test_godebug_key_without_a_value_says_so(capsys):
+    code, out, err = cli(capsys, "run", "--godebug", "heapcheck")
+    assert code == 2
+    one_line(err, "--godebug: heapcheck needs a value, e.g. heapcheck=1")
