@@ -266,3 +266,29 @@ def test_godebug_key_without_a_value_says_so(capsys):
     code, out, err = cli(capsys, "run", "--godebug", "heapcheck")
     assert code == 2
     one_line(err, "--godebug: heapcheck needs a value, e.g. heapcheck=1")
+
+
+def test_stats_mutex_knows_the_owner_of_a_contended_hold_only():
+    import threading
+
+    from concalloc.sync import Rank, SyncContext
+    ctx = SyncContext(check_ranks=False, lock_stats=True)
+    m = ctx.mutex("mheap", Rank.MHEAP)
+    seen = {}
+    m.lock()
+    assert m.owner is None                     # uncontended: not looked up
+
+    def waiter():
+        with m:
+            seen["inside"] = m.owner
+    t = threading.Thread(target=waiter, name="W")
+    t.start()
+    while m.stats.waiters.load() == 0:
+        threading.Event().wait(0.001)
+    m.unlock()
+    t.join(20)
+    assert seen["inside"] == "W"
+    assert m.owner is None                     # forgotten at release, never stale
+    with m:
+        assert m.owner is None
+    assert ctx.lock_stats()["locks"]["mheap"]["contended"] == 1

@@ -126,7 +126,7 @@ class _Sampled(Mutex):
     the next gap, reads the clock and swaps `unlock` for the timed one (which swaps
     it back).  All holder only."""
 
-    __slots__ = ("_try", "_release", "_sched", "_clock", "_t_acq", "_countdown", "_batch",
+    __slots__ = ("_try", "_release", "_sched", "_clock", "_t_acq", "_timing", "_countdown", "_batch",
                  "_untimed_unlock", "unlock", "locked")
 
     def __init__(self, name, rank, lock_class, ctx):
@@ -136,6 +136,7 @@ class _Sampled(Mutex):
         self._sched = ctx.scheduler
         self._clock = ctx.scheduler.clock
         self._t_acq = 0
+        self._timing = False          # this hold is being timed
         self._countdown = self._batch = 1
         if self.stats is not None:
             self.stats.pending = self._uncounted
@@ -151,11 +152,15 @@ class _Sampled(Mutex):
         # samples at random: a fixed period would alias with periodic work under the lock
         # (a span refill every nelems allocations).
         self._countdown = self._batch = _gap(2 * (st.hold_mask + 1)) if st.hold_mask else 1
+        self._timing = True
         self._t_acq = self._clock()
-        self.unlock = self._timed_unlock
+        self.unlock = self._slow_unlock
 
-    def _timed_unlock(self) -> None:
-        self.stats.held(self._clock() - self._t_acq)
+    def _slow_unlock(self) -> None:
+        """unlock() of a hold that asked for more than the bare release (a timed hold)."""
+        if self._timing:
+            self._timing = False
+            self.stats.held(self._clock() - self._t_acq)
         self.unlock = self._untimed_unlock
         self._untimed_unlock()
 
@@ -189,6 +194,11 @@ class StatsMutex(_Sampled):
         st.waited(*_wait_counted(self, self._wait))
         st.owner_switches += 1     # only contended switches are seen in this mode
         self._owner = threading.current_thread().name
+        self.unlock = self._slow_unlock     # which forgets the owner again
+
+    def _slow_unlock(self) -> None:
+        self._owner = None
+        super()._slow_unlock()
 
     def __enter__(self):
         self.lock()
@@ -199,7 +209,8 @@ class StatsMutex(_Sampled):
 
     @property
     def owner(self) -> str | None:
-        return self._owner if self.locked() else None
+        """Known only for a hold that began with a contended acquisition."""
+        return self._owner
 
 
 class RankedMutex(_Sampled):
