@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 import threading
-import time
 
 from .config import SCHEDULERS, WORKLOADS, Config, ConfigError, parse_bytes
 from .log import LEVELS, logger, shows
