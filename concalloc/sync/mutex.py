@@ -1,9 +1,9 @@
 """Mutex: Go's runtime.mutex, with lock ranking, statistics and events.
 
 What a mutex does is chosen once, when SyncContext builds it:
-``Mutex(name, rank, lock_class, ctx)`` returns one of three kinds, all with
-the same API (lock(), unlock(), ``with m:``, name, rank, lock_class, stats,
-owner):
+``Mutex(name, rank, lock_class, ctx)`` returns one of four kinds, all with
+the same API (lock(), unlock(), ``with m:``, locked(), name, rank,
+lock_class, stats, owner):
 
 * PlainMutex (OS scheduler, no ranks, no stats, no events): the bare
   ``threading.Lock``.  ``lock``/``unlock`` are its acquire/release, and
