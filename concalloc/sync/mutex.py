@@ -15,8 +15,9 @@ lock_class, stats, owner):
   fails take timestamps around an interruptible wait (so waits are exact);
   holds are timed on one acquisition in HOLD_SAMPLE (the first, then at
   random gaps of 64 on average), as Go's mutex profile samples, by swapping
-  ``unlock`` for a timed one; acquisitions are counted in batches at those samples; no owner is
-  looked up on the uncontended path (a contended acquisition records it).
+  ``unlock`` for a timed one; acquisitions are counted in batches at those
+  samples; no owner is looked up on the uncontended path (a contended
+  acquisition records it for its hold).
 * RankedMutex (OS, rank checking; statistics optional): the debug mode, like
   Go's static lock ranking.  The thread's held stack (a Held list on its
   ThreadState: one thread-local load per lock) keeps (rank, mutex, frame,
