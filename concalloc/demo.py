@@ -86,8 +86,8 @@ def add_run_arguments(p, grid: bool = False) -> None:
     o = p.add_argument_group("checking and output")
     o.add_argument("--godebug", default="", metavar="K=V,...",
                    help="invalidptr=0|1, lockrank=0|1 (the rank-checking debug mode), heapcheck=0|1|2 "
-                        f"(default: invalidptr={int(d.invalidptr)},lockrank={int(d.lockrank)},"
-                        f"heapcheck={d.heapcheck})")
+                        "(default: " + ",".join(f"{k}={int(getattr(d, k))}" for k, f in FLAGS.items()
+                                                if f.kind == "godebug") + ")")
     if not grid:  # the grid measures locks, so their statistics are always on there
         o.add_argument("--no-lock-stats", action="store_true", help="turn lock statistics off (default: on)")
         o.add_argument("--trace", default=None, metavar="FILE",

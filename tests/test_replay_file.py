@@ -64,7 +64,8 @@ def test_replay_command_sets_every_field_it_can():
                  lock_stats=True)
     defaults = Config()
     differ = {f for f in FLAGS if getattr(cfg, f) != getattr(defaults, f)}
-    assert differ >= set(FLAGS) - {"replay_file", "trace", "seconds"}, "the test config misses a field"
+    assert differ >= set(FLAGS) - {"replay_file", "trace", "seconds"}, \
+        f"give the test config a non-default {sorted(set(FLAGS) - differ)}"
     argv = shlex.split(replay_command(cfg, cache=False))[1:]
     args = build_parser().parse_args(argv)
     assert config_from_args(args) == cfg and args.cache == "off"
