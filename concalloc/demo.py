@@ -115,27 +115,26 @@ def config_from_args(args) -> Config:
     return Config.from_godebug(args.godebug, cfg)
 
 
-def given_options(argv: list[str], grid: bool = False) -> dict:
-    """{dest: value} for the options actually typed in argv (a run's arguments, after `run`)."""
+def given_options(argv: list[str], grid: bool = False) -> dict[str, tuple[str, object]]:
+    """{dest: (option, value)} for the options actually typed in argv (a run's arguments,
+    after `run`): the same parser with no defaults."""
     from .cli import _Parser
     p = _Parser(add_help=False)
     add_run_arguments(p, grid)
+    option_of = {}
     for action in p._actions:
         action.default = argparse.SUPPRESS
-    return vars(p.parse_args(argv))
+        if action.option_strings:
+            option_of[action.dest] = action.option_strings[0]
+    return {dest: (option_of[dest], v) for dest, v in vars(p.parse_args(argv)).items()}
 
 
-def given_fields(argv: list[str]) -> set[str]:
-    """The Config fields the typed options set (--godebug: only the keys it names)."""
-    given = given_options(argv)
-    p = argparse.ArgumentParser(add_help=False)
-    add_run_arguments(p)
-    option_of = {a.dest: a.option_strings[0] for a in p._actions if a.option_strings}
+def given_fields(given: dict[str, tuple[str, object]]) -> set[str]:
+    """The Config fields typed options set (--godebug: only the keys it names)."""
     fields = set()
-    for dest in given:
-        option = option_of[dest]
+    for option, value in given.values():
         if option == "--godebug":
-            keys = {item.partition("=")[0].strip() for item in given[dest].split(",")}
+            keys = {item.partition("=")[0].strip() for item in str(value).split(",")}
             fields |= {f for f, flag in FLAGS.items() if flag.kind == "godebug" and f in keys}
         else:
             fields |= {f for f, flag in FLAGS.items() if flag.option == option}
@@ -279,7 +278,7 @@ def run_demo(args) -> int:
     if args.replay:
         given = given_options(getattr(args, "run_argv", []))
         typed = cfg.replace(scheduler=args.scheduler)      # as typed, to compare with the file's
-        cfg, cache = replay_config(args.replay, typed, given_fields(getattr(args, "run_argv", [])),
+        cfg, cache = replay_config(args.replay, typed, given_fields(given),
                                    args.cache if "cache" in given else None)
     if args.save_schedule and not cfg.controlled():
         raise ConfigError("save_schedule", "only a controlled run has a schedule to save "
