@@ -37,7 +37,9 @@ TARGETS: dict[str, tuple[float, str]] = {
     "alloc.steady_ratio": (8, "<="),
     "alloc.python_bytes_per_object": (16, "<="),
     # stated in bench_locks.py and bench_runtime.py
-    "locks.instrumented_ratio": (3, "<="),
+    "locks.stats_ratio": (3, "<="),
+    "locks.ranked_ratio": (5, "<="),
+    "locks.plain_ratio": (1.2, "<="),
     "sched.controlled_ratio": (10, "<="),
     "procs.scaling_8_over_1": (0.8, ">="),
 }

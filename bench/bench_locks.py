@@ -3,17 +3,24 @@
 Figures (ratios are subject median / floor median, both measured in this
 run with repetitions interleaved; raw medians in ns beside them):
 
-    locks.instrumented_ratio   uncontended lock()+unlock() of a mutex with rank
-                               checking and lock statistics on, against a bare
-                               threading.Lock acquire()+release()   target <= 3
-    locks.ranked_ratio         the same with rank checking only
-    locks.plain_ratio          SyncContext(check_ranks=False): must stay ~1
+    locks.stats_ratio          uncontended lock()+unlock() of a mutex with lock
+                               statistics on and rank checking off, against a
+                               bare threading.Lock acquire()+release()  target <= 3
+    locks.ranked_ratio         the same with statistics and rank checking (the
+                               debug mode, like Go's static lock ranking)  target <= 5
+    locks.plain_ratio          `with m:` on a plain mutex (no stats, no ranks)
+                               against `with lock:` on a bare threading.Lock
+                                                                        target <= 1.2
     locks.controlled_ratio     a two-thread lock workload under the controlled
                                random scheduler against the same under free OS
                                threads (whole run, start to join)
 
-Each subject and its floor run the same loop shape: two bound callables per
-iteration, so the loop's own cost is in both.
+Each subject and its floor run the same loop shape (two method calls per
+iteration, looked up each time, or one `with` block), so the loop's own cost is in both.
+
+`python -m bench.bench_locks --sampling` instead runs the ring workload with
+the mcache off (lock-heavy) with hold times sampled and with every hold timed,
+and prints both lock tables: the check that sampling reads the same.
 """
 
 from __future__ import annotations
@@ -28,12 +35,26 @@ from .common import interleave, median, progress
 _now = time.perf_counter_ns
 
 
-def _pair_loop(acquire, release, n: int):
+def _call_loop(obj, acquire: str, release: str, n: int):
+    """obj.<acquire>(); obj.<release>() n times, looking both up each time as call
+    sites do (a StatsMutex swaps its unlock on a sampled acquisition)."""
+    ns: dict = {}
+    exec(f"def loop(obj, n):\n    for _ in range(n):\n        obj.{acquire}()\n        obj.{release}()\n", ns)
+    loop = ns["loop"]
+
+    def rep() -> float:
+        t0 = _now()
+        loop(obj, n)
+        return (_now() - t0) / n
+    return rep
+
+
+def _with_loop(m, n: int):
     def rep() -> float:
         t0 = _now()
         for _ in range(n):
-            acquire()
-            release()
+            with m:
+                pass
         return (_now() - t0) / n
     return rep
 
@@ -42,11 +63,13 @@ def _mutex(**ctx_opts):
     return SyncContext(**ctx_opts).mutex("mcentral[12]", Rank.MCENTRAL, "mcentral")
 
 
-def _lock_ratio(reps: int, n: int, **ctx_opts) -> tuple[float, float, float]:
+def _lock_ratio(reps: int, n: int, with_block: bool = False, **ctx_opts) -> tuple[float, float, float]:
     lk = threading.Lock()
-    floor = _pair_loop(lk.acquire, lk.release, n)
     m = _mutex(**ctx_opts)
-    subject = _pair_loop(m.lock, m.unlock, n)
+    if with_block:
+        floor, subject = _with_loop(lk, n), _with_loop(m, n)
+    else:
+        floor, subject = _call_loop(lk, "acquire", "release", n), _call_loop(m, "lock", "unlock", n)
     fs, ss = interleave(floor, subject, reps)
     return median(ss) / median(fs), median(fs), median(ss)
 
@@ -76,9 +99,9 @@ def _lock_workload(kind: str, seed: int, ops: int) -> float:
 def run(quick: bool = False) -> dict[str, float]:
     reps, n = (7, 50_000) if quick else (21, 200_000)
     out: dict[str, float] = {}
-    for key, opts in (("instrumented", {"check_ranks": True, "lock_stats": True}),
-                      ("ranked", {"check_ranks": True}),
-                      ("plain", {"check_ranks": False})):
+    for key, opts in (("stats", {"check_ranks": False, "lock_stats": True}),
+                      ("ranked", {"check_ranks": True, "lock_stats": True}),
+                      ("plain", {"check_ranks": False, "with_block": True})):
         progress(f"locks: {key}")
         ratio, floor_ns, subject_ns = _lock_ratio(reps, n, **opts)
         out[f"locks.{key}_ratio"] = ratio
@@ -93,3 +116,67 @@ def run(quick: bool = False) -> dict[str, float]:
     out["locks.controlled_run_ms"] = median(ss) / 1e6
     out["locks.free_run_ms"] = median(fs) / 1e6
     return out
+
+
+# --- does sampling change what the statistics say? -------------------------------------------
+
+SAMPLING_FIGURES = ("acq/alloc", "contention %", "mean wait ms", "p99 wait ms", "mean hold µs")
+
+
+def _lock_figures(hold_every: int, seconds: float, seed: int) -> dict[str, dict[str, float]]:
+    """One OS run of ring on 4 Ps with the mcache off (every small allocation takes its mcentral
+    lock), ranks off, holds timed one in `hold_every`: figures per lock class."""
+    from concalloc.config import Config
+    from concalloc.report import hist_quantile
+    from concalloc.runtime import Runtime
+    from concalloc.sync import lockstats
+    saved, lockstats.HOLD_SAMPLE = lockstats.HOLD_SAMPLE, hold_every
+    try:
+        cfg = Config(procs=4, seconds=seconds, lock_stats=True, lockrank=False, heapcheck=0, seed=seed,
+                     reserve_bytes=4 << 30)
+        with Runtime(cfg, cache=False) as rt:
+            res = rt.run()
+    finally:
+        lockstats.HOLD_SAMPLE = saved
+    allocs = sum(m["allocs"] for m in res.mutators.values())
+    out = {}
+    for cls in ("mcentral", "mheap"):
+        st = res.locks["classes"][cls]
+        acq, cont = st["acquisitions"], st["contended"]
+        out[cls] = {"acq/alloc": acq / allocs, "contention %": 100 * cont / acq,
+                    "mean wait ms": st["wait_total"] / cont / 1e6 if cont else 0.0,
+                    "p99 wait ms": (hist_quantile(st["wait_hist"], 0.99, st["wait_max"]) or 0) / 1e6,
+                    "mean hold µs": st["hold_total"] / acq / 1e3}
+    return out
+
+
+def sampling_check(seconds: float = 2.0, reps: int = 3) -> str:
+    """Alternate runs with every hold timed and with one in lockstats.HOLD_SAMPLE; a table of
+    each figure's mean ± standard deviation over the reps, per lock class."""
+    import statistics
+
+    from concalloc.report import table
+    from concalloc.sync import lockstats
+    runs: dict[int, list] = {1: [], lockstats.HOLD_SAMPLE: []}
+    for r in range(reps):
+        for every in (runs if r % 2 == 0 else reversed(list(runs))):
+            progress(f"sampling check: run {r + 1}/{reps}, holds timed 1 in {every}")
+            runs[every].append(_lock_figures(every, seconds, seed=1 + r))
+    rows = []
+    for cls in ("mcentral", "mheap"):
+        for fig in SAMPLING_FIGURES:
+            cells = []
+            for every, rs in runs.items():
+                vals = [x[cls][fig] for x in rs]
+                sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                cells.append(f"{statistics.fmean(vals):.4g} ± {sd:.2g}")
+            rows.append([cls, fig] + cells)
+    return table(["lock class", "figure", "every hold timed", f"1 in {lockstats.HOLD_SAMPLE} timed"], rows,
+                 title=f"lock statistics with and without hold sampling (ring, 4 Ps, mcache off, "
+                       f"{seconds:g} s, {reps} runs each)", left=2)
+
+
+if __name__ == "__main__":
+    import sys
+    if "--sampling" in sys.argv:
+        print(sampling_check())

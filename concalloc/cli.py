@@ -7,7 +7,9 @@ Subcommands:
     version
 
 Exit codes: 0 ok; 1 an invariant violation; 2 bad arguments or config (one
-line naming the problem, no traceback); 3 deadlock, hang or internal error.
+line naming the flag and the problem, no traceback); 3 deadlock, hang, out of
+memory or internal error; 130 interrupted by Ctrl-C (after reporting what
+was measured so far).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from . import __version__
 from .check.violation import Violation
 from .config import ConfigError
+from .runconfig import flag_for
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -35,14 +38,19 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_sizeclasses(args) -> int:
     from .sizeclasses import format_table, table_rows
     if args.json:
-        print(json.dumps(table_rows(), indent=1))
+        from .runconfig import SIZECLASSES_FORMAT, SIZECLASSES_VERSION
+        print(json.dumps({"format": SIZECLASSES_FORMAT, "format_version": SIZECLASSES_VERSION,
+                          "classes": table_rows()}, indent=1))
     else:
         print(format_table())
     return EXIT_OK
 
 
+VERSION = f"concalloc {__version__} (models Go 1.19 with the Go <= 1.14 locked mcentral)"
+
+
 def _cmd_version(args) -> int:
-    print(f"concalloc {__version__} (models Go 1.19 with the Go <= 1.14 locked mcentral)")
+    print(VERSION)
     return EXIT_OK
 
 
@@ -52,52 +60,71 @@ def _cmd_run(args) -> int:
 
 
 def _int_list(text: str) -> list[int]:
+    """--procs 2,1,2 -> [1, 2]: sorted, each value once (a repeated value is said, not run twice)."""
     try:
         vals = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UsageError(f"--procs: expected a comma-separated list of integers, got {text!r}") from None
     if not vals or any(v < 1 or v > 256 for v in vals):
         raise UsageError(f"--procs: each value must be in [1, 256], got {text!r}")
-    return vals
+    return _once(sorted(vals), "--procs")
 
 
 def _cache_list(text: str) -> list[bool]:
     vals = [x.strip() for x in text.split(",") if x.strip()]
     if not vals or any(v not in ("on", "off") for v in vals):
         raise UsageError(f"--cache: expected on, off or on,off, got {text!r}")
-    return [v == "on" for v in vals]
+    return [v == "on" for v in _once(vals, "--cache")]
+
+
+def _once(vals: list, flag: str) -> list:
+    from .log import logger
+    out = list(dict.fromkeys(vals))
+    if len(out) < len(vals):
+        logger.warning("{}: each value is run once (got {})", flag, ",".join(map(str, vals)))
+    return out
 
 
 def _cmd_contention(args) -> int:
-    from .contention import grid_table, run_grid, write_outputs
-    from .demo import config_from_args
+    from .contention import check_outputs, grid_table, run_grid, write_outputs
+    from .demo import EXIT_INTERRUPTED, config_from_args
     procs = _int_list(args.procs_list)
     caches = _cache_list(args.cache_list)
+    if args.repeat < 1 or args.repeat > 100:
+        raise UsageError(f"--repeat: must be an integer in [1, 100], got {args.repeat}")
     args.procs, args.mutators, args.cache = max(procs), None, "on"
     cfg = config_from_args(args)
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if not args.json else None
-    rows = run_grid(cfg, procs, caches, progress=say)
+    paths = check_outputs(args.out)           # before any work: a bad --out loses nothing
+    rows, interrupted = run_grid(cfg, procs, caches, repeat=args.repeat, progress=not args.json)
     title = (f"{cfg.workload} workload, {cfg.steps or cfg.seconds} {'steps' if cfg.steps else 's'} per run, "
-             f"scheduler {cfg.scheduler}, seed {cfg.seed}")
-    paths = write_outputs(rows, cfg, args.out, title)
+             f"scheduler {cfg.scheduler}, seed {cfg.seed}" + (f", {args.repeat} runs per point"
+                                                              if args.repeat > 1 else ""))
+    if rows:
+        write_outputs(rows, cfg, paths, title)
     if args.json:
-        print(json.dumps({"config": cfg.to_dict(), "rows": rows, "files": paths}))
+        from .contention import json_doc
+        print(json.dumps({**json_doc(rows, cfg), "files": paths if rows else {}}))
     else:
-        print(grid_table(rows))
-        print("\nwrote " + ", ".join(paths.values()))
+        print(grid_table(rows, scheduler=cfg.scheduler))
+        if rows:
+            print("\nwrote " + ", ".join(paths.values()))
+    if interrupted:
+        print("concalloc: interrupted; the table has the cells that finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="concalloc", description="A model of Go's allocator and concurrent GC on real threads.")
-    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
+    p.add_argument("--version", action="version", version=VERSION)
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     sc = sub.add_parser("sizeclasses", help="print Go's size-class table")
-    sc.add_argument("--json", action="store_true", help="a JSON list of objects instead of the table")
+    sc.add_argument("--json", action="store_true", help="a JSON object (format, classes) instead of the table")
     sc.set_defaults(func=_cmd_sizeclasses)
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=_cmd_version)
-    r = sub.add_parser("run", help="run the demo")
+    r = sub.add_parser("run", help="run the demo: Ps on real threads allocating (see docs/cli.md)")
     from .demo import add_run_arguments
     add_run_arguments(r)
     r.set_defaults(func=_cmd_run)
@@ -111,9 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
+        from .log import setup
+        setup(getattr(args, "log_level", "info"))
+        if args.cmd == "run":        # the typed options, for --replay's checks
+            args.run_argv = argv[argv.index("run") + 1:]
         return args.func(args)
-    except (UsageError, ConfigError) as e:
+    except UsageError as e:
         print(f"concalloc: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as e:
+        message = str(e)[len(e.field) + 2:] if str(e).startswith(f"{e.field}: ") else str(e)
+        print(f"concalloc: {flag_for(e.field)}: {message}", file=sys.stderr)
         return EXIT_USAGE
     except Violation as v:
         print(f"concalloc: {v}", file=sys.stderr)
@@ -122,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         print("concalloc: interrupted", file=sys.stderr)
-        return EXIT_INTERNAL
+        return 130
     except Exception:  # an internal error: show it whole, exit 3
         import traceback
         traceback.print_exc()

@@ -37,7 +37,8 @@ class RunResult:
     elapsed: float = 0.0
 
     def to_json(self) -> dict:
-        d = {"config": self.config, "exit_code": self.exit_code, "memstats": self.memstats,
+        from .runconfig import RUN_FORMAT, RUN_VERSION
+        d = {"format": RUN_FORMAT, "format_version": RUN_VERSION, "config": self.config, "exit_code": self.exit_code, "memstats": self.memstats,
              "locks": self.locks, "stw": self.stw, "violations": self.violations,
              "sched": self.sched, "mutators": self.mutators, "gc": self.gc,
              "elapsed_s": round(self.elapsed, 3)}

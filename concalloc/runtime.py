@@ -33,11 +33,11 @@ from .mutator import Mutator
 from .gc.cycle import GC
 from .proc import P_IDLE, P, World
 from .runconfig import (DEFAULT_CONTROLLED_STEPS, DEFAULT_SECONDS, replay_command,  # noqa: F401
-                        scheduler_options, with_run_bounds)
+                        run_config_dict, scheduler_options, with_run_bounds, write_schedule)
 from .runresult import (EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, Hang,  # noqa: F401
                         RunResult, RunTimeout, exit_code_for)
-from .sync import Aborted, AtomicInt, Deadlock, SyncContext, Watchdog, make_scheduler, save_schedule
-from .trace import Recorder, write_chrome_trace
+from .sync import Aborted, AtomicInt, Deadlock, SyncContext, Watchdog, make_scheduler
+from .trace import recorder_for, write_chrome_trace
 
 RUN_THREAD = "run"       # the name of the thread that drives Runtime.run
 
@@ -52,8 +52,7 @@ class Runtime:
         self.cache = cache
         self.progress = progress
         self.sched = make_scheduler(cfg.scheduler, cfg.seed, **scheduler_options(cfg))
-        record = cfg.controlled() or cfg.events or bool(cfg.trace)
-        self.events = Recorder(True) if record else None
+        self.events = recorder_for(cfg)
         self.sync = SyncContext(self.sched, check_ranks=cfg.lockrank, lock_stats=cfg.lock_stats,
                                 events=self.events)
         self.heap = Heap(cfg, sync=self.sync)
@@ -156,7 +155,7 @@ class Runtime:
 
     def _run(self) -> RunResult:
         cfg = self.config
-        res = RunResult(config=cfg.to_dict())
+        res = RunResult(config=run_config_dict(cfg, self.cache))
         t0 = time.monotonic()
         dog = None
         if not cfg.controlled():
@@ -230,7 +229,8 @@ class Runtime:
             write_chrome_trace(self.events, cfg.trace)
 
     def save_schedule(self, path: str) -> None:
-        save_schedule(self.sched, path, self.config.to_dict())
+        """The schedule file: this run's whole config (and cache setting) and its decisions."""
+        write_schedule(path, self.sched, self.config, self.cache)
 
     def close(self) -> None:
         """Unmap the heap, unless a thread that did not unwind may still touch

@@ -19,12 +19,24 @@ at construction, so callers write ``rec = ctx.events`` then
 
 Read the log (merged, hash, export) once the run is over; last_events() may
 be called while it runs, for a violation report, and sees a recent prefix.
+
+Traces (--trace) are Chrome Trace Event JSON, one track per thread:
+lock waits ("wait mheap"), lock holds ("hold mheap") and stop-the-world
+pauses are slices; allocations are not one event each but a per-thread
+counter ("allocs P0": allocations and bytes so far, every ALLOC_EVERY
+allocations and at the end); refills and the heap counter are kept.
+A run under the OS scheduler streams its trace (StreamingRecorder): each
+thread's buffer is handed, every CHUNK events, to a writer thread that
+converts it and appends it to the file, so memory stays bounded whatever
+the length of the run.  A controlled run keeps every event (the hash needs
+them) and writes the same trace when it is over (write_chrome_trace).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import threading
 import time
 from typing import NamedTuple
@@ -112,71 +124,217 @@ def _noop_emit(kind: str, **fields) -> None:
 
 # -- Chrome Trace Event export ----------------------------------------------------
 
-# begin kind -> (end kind, slice name from the begin event's fields)
+# begin kind -> (end kind, slice name from the begin event's fields); a begin is
+# ended by the next end kind event naming the same lock (if it names one)
 _SLICES = {
     "lock_wait": ("lock_acquire", lambda f: f"wait {f.get('lock', '?')}"),
+    "lock_acquire": ("lock_release", lambda f: f"hold {f.get('lock', '?')}"),
     "stw_start": ("stw_stop", lambda f: "STW" + (f" {f['reason']}" if "reason" in f else "")),
 }
 _GLOBAL_INSTANTS = ("gc_phase", "phase")
+ALLOC_EVERY = 1024          # one allocs counter event per this many allocations of a thread
+CHUNK = 4096                # events a thread buffers before the writer converts them
+
+
+class Track:
+    """One thread's events -> Chrome trace events, in order, possibly chunk by chunk:
+    keeps the open slices and the allocation counters between chunks."""
+
+    def __init__(self, thread: str, tid: int):
+        self.thread, self.tid = thread, tid
+        self.open: list[tuple] = []          # (end kind, lock, name, start ts, begin kind, fields)
+        self.nalloc = self.nbytes = 0
+        self.last_ts = 0.0
+
+    def convert(self, events, out: list) -> None:
+        """events: (t_ns, kind, fields) in this thread's order."""
+        tid = self.tid
+        for t_ns, kind, fields in events:
+            ts = t_ns / 1000.0
+            self.last_ts = ts
+            if kind == "alloc":
+                self.nalloc += 1
+                self.nbytes += fields.get("size", 0)
+                if not self.nalloc % ALLOC_EVERY:
+                    out.append(self._alloc_counter(ts))
+                continue
+            if kind == "allocs":          # a streaming recorder's count so far
+                self.nalloc, self.nbytes = fields["n"], fields["bytes"]
+                out.append(self._alloc_counter(ts))
+                continue
+            if any(o[0] == kind for o in self.open) and self._close(kind, fields.get("lock"), ts, out) \
+                    and kind not in _SLICES:
+                continue
+            if kind in _SLICES:
+                end_kind, slice_name = _SLICES[kind]
+                self.open.append((end_kind, fields.get("lock"), slice_name(fields), ts, kind, fields))
+            elif kind == "counter":
+                out.append({"ph": "C", "pid": 1, "tid": tid, "ts": ts, "name": str(fields.get("name", "counter")),
+                            "args": dict(fields.get("values", {}))})
+            else:
+                scope = "g" if kind in _GLOBAL_INSTANTS else "t"
+                out.append({"ph": "i", "pid": 1, "tid": tid, "ts": ts, "s": scope,
+                            "name": _instant_name(kind, fields), "cat": kind, "args": fields})
+
+    def _alloc_counter(self, ts: float) -> dict:
+        return {"ph": "C", "pid": 1, "tid": self.tid, "ts": ts, "name": f"allocs {self.thread}",
+                "args": {"allocations": self.nalloc, "bytes": self.nbytes}}
+
+    def _close(self, end_kind: str, lock, ts: float, out: list) -> bool:
+        """Close the innermost open slice that `end_kind` (for `lock`) ends, and any opened
+        inside it (keeps nesting strict).  False if none matches."""
+        for i in range(len(self.open) - 1, -1, -1):
+            o = self.open[i]
+            if o[0] == end_kind and (lock is None or o[1] is None or o[1] == lock):
+                while len(self.open) > i:
+                    _, _, name, start, begin, fields = self.open.pop()
+                    out.append({"ph": "X", "pid": 1, "tid": self.tid, "ts": start, "dur": ts - start,
+                                "name": name, "cat": begin, "args": fields})
+                return True
+        return False
+
+    def finish(self, out: list) -> None:
+        """The run is over: close what is open at the last timestamp, and the final counter."""
+        while self.open:
+            self._close(self.open[-1][0], self.open[-1][1], self.last_ts, out)
+        if self.nalloc % ALLOC_EVERY:
+            out.append(self._alloc_counter(self.last_ts))
+
+    def metadata(self) -> list[dict]:
+        return [{"ph": "M", "pid": 1, "tid": self.tid, "name": "thread_name", "args": {"name": self.thread}},
+                {"ph": "M", "pid": 1, "tid": self.tid, "name": "thread_sort_index",
+                 "args": {"sort_index": self.tid}}]
+
+
+_PROCESS = {"ph": "M", "pid": 1, "tid": 0, "name": "process_name", "args": {"name": "concalloc"}}
 
 
 def chrome_trace(recorder: Recorder) -> dict:
     """The run as {"displayTimeUnit": "ns", "traceEvents": [...]}, one track per thread."""
-    events = sorted(recorder.events(), key=lambda e: (e.t_ns, e.thread, e.index))
-    tids: dict[str, int] = {}
-    for e in events:
-        tids.setdefault(e.thread, len(tids) + 1)
-    out = [{"ph": "M", "pid": 1, "tid": 0, "name": "process_name", "args": {"name": "concalloc"}}]
-    for name, tid in tids.items():
-        out.append({"ph": "M", "pid": 1, "tid": tid, "name": "thread_name", "args": {"name": name}})
-        out.append({"ph": "M", "pid": 1, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}})
-    open_slices: dict[str, list] = {name: [] for name in tids}
-    last_ts: dict[str, float] = {}
-    for e in events:
-        tid, ts = tids[e.thread], e.t_ns / 1000.0
-        last_ts[e.thread] = ts
-        stack = open_slices[e.thread]
-        if e.kind in _SLICES:
-            end_kind, slice_name = _SLICES[e.kind]
-            stack.append((end_kind, slice_name(e.fields), ts, e))
-        elif any(s[0] == e.kind for s in stack):
-            _close_until(stack, e.kind, ts, tid, out)
-        elif e.kind == "counter":
-            out.append({"ph": "C", "pid": 1, "tid": tid, "ts": ts, "name": str(e.fields.get("name", "counter")),
-                        "args": dict(e.fields.get("values", {}))})
-        else:
-            scope = "g" if e.kind in _GLOBAL_INSTANTS else "t"
-            out.append({"ph": "i", "pid": 1, "tid": tid, "ts": ts, "s": scope,
-                        "name": _instant_name(e), "cat": e.kind, "args": _jsonable(e.fields)})
-    for thread, stack in open_slices.items():
-        while stack:
-            _close_until(stack, stack[-1][0], last_ts[thread], tids[thread], out)
+    by_thread: dict[str, list] = {}
+    for e in sorted(recorder.events(), key=lambda e: (e.t_ns, e.thread, e.index)):
+        by_thread.setdefault(e.thread, []).append((e.t_ns, e.kind, e.fields))
+    out = [_PROCESS]
+    for tid, (thread, events) in enumerate(by_thread.items(), 1):
+        track = Track(thread, tid)
+        out += track.metadata()
+        track.convert(events, out)
+        track.finish(out)
     return {"displayTimeUnit": "ns", "traceEvents": out}
 
 
-def _close_until(stack: list, end_kind: str, ts: float, tid: int, out: list) -> None:
-    """Close open slices down to the innermost one ended by `end_kind` (keeps nesting strict)."""
-    while stack:
-        kind, name, start, begin = stack.pop()
-        out.append({"ph": "X", "pid": 1, "tid": tid, "ts": start, "dur": ts - start, "name": name,
-                    "cat": begin.kind, "args": _jsonable(begin.fields)})
-        if kind == end_kind:
-            return
-
-
-def _instant_name(e: Event) -> str:
-    f = e.fields
-    if e.kind in _GLOBAL_INSTANTS and "phase" in f:
+def _instant_name(kind: str, f: dict) -> str:
+    if kind in _GLOBAL_INSTANTS and "phase" in f:
         return f"GC phase {f['phase']}"
     if "lock" in f:
-        return f"{e.kind} {f['lock']}"
-    return e.kind
-
-
-def _jsonable(fields: dict) -> dict:
-    return json.loads(json.dumps(fields, default=str))
+        return f"{kind} {f['lock']}"
+    return kind
 
 
 def write_chrome_trace(recorder: Recorder, path: str) -> None:
+    """Write the trace of a finished run (a StreamingRecorder finishes its own file)."""
+    if isinstance(recorder, StreamingRecorder):
+        recorder.close()
+        return
     with open(path, "w") as f:
-        json.dump(chrome_trace(recorder), f)
+        f.write('{"displayTimeUnit": "ns", "traceEvents": [\n')
+        f.write(",\n".join(json.dumps(e, default=str) for e in chrome_trace(recorder)["traceEvents"]))
+        f.write("\n]}\n")
+
+
+# -- streaming ---------------------------------------------------------------------
+
+class _Stream(threading.local):
+    state = None       # this thread's (events, Track), created on its first emit
+
+
+class StreamingRecorder(Recorder):
+    """A Recorder that writes the trace to `path` as the run goes (OS scheduler).
+    Each thread appends to its own list; at CHUNK events it hands the list to the
+    writer thread (a queue) and starts a new one.  The writer owns the file and
+    every Track.  events() and the hash see only what is still buffered: use a
+    plain Recorder when the whole log is needed."""
+
+    def __init__(self, path: str):
+        super().__init__(True)
+        self.path = path
+        self._f = open(path, "w")                # the writer thread's (and close()'s, after it)
+        self._f.write('{"displayTimeUnit": "ns", "traceEvents": [\n' + json.dumps(_PROCESS))
+        self._stream = _Stream()
+        self._tracks: list[Track] = []          # self._lock
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="trace-writer", daemon=True)
+        self._writer.start()
+        self._closed = False
+
+    def emit(self, kind: str, **fields) -> None:
+        st = self._stream.state
+        if st is None:
+            st = self._new_stream()
+        if kind == "alloc":            # counted here: one "allocs" event per ALLOC_EVERY
+            n = st[2] = st[2] + 1
+            st[3] += fields["size"]
+            if n % ALLOC_EVERY:
+                return
+            kind, fields = "allocs", {"n": n, "bytes": st[3]}
+        buf = st[0]
+        buf.append((_now() - self._t0, kind, fields))
+        if len(buf) >= CHUNK:
+            st[0] = []
+            self._q.put((st[1], buf))
+
+    def _new_stream(self) -> list:
+        name = threading.current_thread().name
+        with self._lock:
+            track = Track(name, len(self._tracks) + 1)
+            self._tracks.append(track)
+        st = [[], track, 0, 0]      # events, its Track, allocations, bytes (this thread's)
+        self._stream.state = st
+        with self._lock:
+            self._buffers.append((name, st))
+        return st
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            track, events = item
+            out: list = []
+            track.convert(events, out)
+            if out:
+                self._f.write(",\n" + ",\n".join(json.dumps(e, default=str) for e in out))
+
+    def _collect(self, thread: str | None = None) -> list[Event]:
+        with self._lock:
+            buffers = [(name, list(st[0])) for name, st in self._buffers if thread is None or name == thread]
+        return [Event(t, t, name, i, kind, fields) for name, buf in buffers
+                for i, (t, kind, fields) in enumerate(buf)]
+
+    def close(self) -> None:
+        """The run is over: write what is buffered, close the slices, and end the file."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            pending = [(st[1], st[0] + ([(st[0][-1][0] if st[0] else 0, "allocs", {"n": st[2], "bytes": st[3]})]
+                                       if st[2] % ALLOC_EVERY else [])) for _, st in self._buffers]
+        for track, events in pending:
+            self._q.put((track, events))
+        self._q.put(None)
+        self._writer.join()
+        out: list = []
+        for track in self._tracks:
+            track.finish(out)
+            out += track.metadata()
+        self._f.write("".join(",\n" + json.dumps(e, default=str) for e in out) + "\n]}\n")
+        self._f.close()
+
+
+def recorder_for(config) -> Recorder | None:
+    """The recorder a run with this Config needs: none, in memory, or streaming its trace."""
+    if config.trace and not config.controlled():
+        return StreamingRecorder(config.trace)
+    if config.controlled() or config.events or config.trace:
+        return Recorder(True)
+    return None

@@ -196,11 +196,11 @@ def test_cli_bad_arguments_in_process(argv, capsys):
 
 def test_cli_error_names_the_problem(capsys):
     assert main(["run", "--procs", "0"]) == 2
-    assert capsys.readouterr().err.startswith("concalloc: procs: ")
+    assert capsys.readouterr().err.startswith("concalloc: --procs: ")     # the flag, not the field
     assert main(["run", "--reserve", "65MiB"]) == 2
     assert "multiple of 64 MiB" in capsys.readouterr().err
     assert main(["run", "--godebug", "foo=1"]) == 2
-    assert capsys.readouterr().err.startswith("concalloc: GODEBUG: unknown setting 'foo=1'")
+    assert capsys.readouterr().err.startswith("concalloc: --godebug: unknown setting 'foo=1'")
 
 
 @pytest.mark.parametrize("argv", [

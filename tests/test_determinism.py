@@ -99,7 +99,7 @@ def test_replay_reproduces_a_random_run(tmp_path, workload):
     orig, sched = run(cfg, save=path)
     assert orig.exit_code == EXIT_OK
     doc = json.loads(Path(path).read_text())
-    assert doc["kind"] == "random" and doc["config"] == cfg.to_dict()
+    assert doc["kind"] == "random" and doc["config"] == {**cfg.to_dict(), "cache": True}
     assert [tuple(d) for d in doc["schedule"]] == sched
     again, sched2 = run(cfg.replace(scheduler="replay", replay_file=path))
     assert again.exit_code == EXIT_OK, again.error

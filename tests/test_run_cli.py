@@ -83,7 +83,9 @@ def test_human_report_of_a_controlled_run(capsys):
     # the progress line runs beside the run; a controlled run must still start
     code, out, err = cli(capsys, "run", "--steps", "300", "--procs", "2", "--scheduler", "random", *SMALL)
     assert code == 0, err
-    assert "scheduler random seed 1: 600 allocations" in out
+    assert ("mcache on, scheduler random seed 1, GODEBUG invalidptr=1,lockrank=1,heapcheck=1,gccheckmark=0\n"
+            "600 allocations") in out
+    assert "GC: GOGC 100, hybrid barrier, concurrent stack scan, 1 mark worker(s): " in out
     assert "event_log_hash " in out
     assert "runtime.MemStats" in out and "lock statistics by class" in out
 
@@ -107,7 +109,11 @@ def test_trace_is_chrome_trace_json(capsys, tmp_path, sched):
             assert e["tid"] in tids and e["ts"] >= 0
         if e["ph"] == "X":
             assert e["dur"] >= 0
-    assert any(e["ph"] == "i" and e.get("cat") == "alloc" for e in events)
+    allocs = [e for e in events if e["ph"] == "C" and e["name"].startswith("allocs P")]
+    assert {e["name"] for e in allocs} == {"allocs P0", "allocs P1"}
+    assert sum(max(e["args"]["allocations"] for e in allocs if e["name"] == n) for n in ("allocs P0", "allocs P1")) \
+        == doc["memstats"]["Mallocs"]
+    assert any(e["ph"] == "X" and e["name"].startswith("hold ") for e in events), "lock holds are slices"
     if sched != "os":     # deterministic: this run's collector stops the world
         assert "gc" in names
         assert any(e["ph"] == "X" and e["name"].startswith("STW") for e in events), "stop-the-world slices"
@@ -125,11 +131,22 @@ def test_save_schedule_then_replay(capsys, tmp_path):
     assert again["memstats"] == orig["memstats"]
 
 
-def test_replay_of_another_workload_exits_3(capsys, tmp_path):
+def test_replay_with_a_contradicting_flag_exits_2_naming_it(capsys, tmp_path):
     path = str(tmp_path / "sched.json")
     run_json(capsys, "--steps", "200", "--procs", "2", "--scheduler", "random", "--save-schedule", path)
     code, out, err = cli(capsys, "run", "--json", *SMALL, "--steps", "200", "--procs", "2",
                          "--workload", "graph", "--replay", path)
+    assert code == 2 and out == ""
+    assert err == ("concalloc: --replay: --workload graph contradicts the schedule file, "
+                   "which has --workload ring\n")
+
+
+def test_replay_of_an_edited_schedule_exits_3(capsys, tmp_path):
+    path = tmp_path / "sched.json"
+    run_json(capsys, "--steps", "200", "--procs", "2", "--scheduler", "random", "--save-schedule", str(path))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-12] + [lines[-2].rstrip(","), lines[-1]]))   # drop the last decisions
+    code, out, err = cli(capsys, "run", "--json", "--replay", str(path))
     assert code == 3
     doc = json.loads(out)
     assert doc["error"]["type"] == "ReplayDivergence"
@@ -186,7 +203,7 @@ def test_bad_replay_file_contents(capsys, tmp_path):
         path.write_text(text)
         code, out, err = cli(capsys, "run", "--steps", "50", *SMALL, "--replay", str(path))
         assert code == 2, (text, err)
-        assert len(err.splitlines()) == 1 and err.startswith("concalloc: replay_file: ")
+        assert len(err.splitlines()) == 1 and err.startswith("concalloc: --replay: ")
 
 
 # --- the replay command round-trips through the parser ---------------------------------

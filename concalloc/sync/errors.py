@@ -15,12 +15,13 @@ class LockRankViolation(RuntimeError):
 
 
 class ThreadFailure(RuntimeError):
-    """A managed thread raised; carries its name and formatted traceback."""
+    """A managed thread raised; carries its name, formatted traceback and the exception."""
 
-    def __init__(self, thread: str, traceback_text: str):
+    def __init__(self, thread: str, traceback_text: str, error: BaseException | None = None):
         super().__init__(f"thread {thread} failed:\n{traceback_text}")
         self.thread = thread
         self.traceback_text = traceback_text
+        self.error = error
 
 
 class Deadlock(RuntimeError):

@@ -1,38 +1,60 @@
-"""Mutex: Go's runtime.mutex with lockWithRank, statistics and events.
+"""Mutex: Go's runtime.mutex, with lock ranking, statistics and events.
 
-What a mutex does is chosen once, when it is built, by binding its ``lock``
-and ``unlock`` attributes:
+What a mutex does is chosen once, when SyncContext builds it:
+``Mutex(name, rank, lock_class, ctx)`` returns one of four kinds, all with
+the same API (lock(), unlock(), ``with m:``, locked(), name, rank,
+lock_class, stats, owner):
 
-* plain (OS scheduler, no rank check, no stats, no events): the bare
-  ``threading.Lock().acquire`` / ``.release``.  Zero overhead, and a thread
-  blocked here is not interruptible: only the watchdog sees such a hang.
-* instrumented: closures built by ``_instrumented`` around two small
-  mode adapters, ``fast(False)`` (try to take it at once) and ``slow()``
-  (wait for it, report how long and behind how many waiters):
-  - OS: fast is the bare lock's own acquire (no Python frame on the
-    uncontended path); slow is a timed acquire in a loop that checks the
-    scheduler's abort flag.
-  - controlled: the lock is logical.  ``owner`` (a thread name) is the lock
-    state, read and written only by the baton holder; fast is the
-    "{name}.lock" yield point followed by a look at ``owner``; slow marks the
-    thread blocked ("mcentral[12].lock held by P0") until owner is None.
+* PlainMutex (OS scheduler, no ranks, no stats, no events): the bare
+  ``threading.Lock``.  ``lock``/``unlock`` are its acquire/release, and
+  ``with m:`` runs the lock's own C ``__enter__``/``__exit__`` (each plain
+  mutex gets a one-off subclass holding them), so it costs what ``with
+  lock:`` costs.  A thread blocked here is not interruptible: only the
+  watchdog sees such a hang.
+* StatsMutex (OS, statistics only): try-acquire first, and only when that
+  fails take timestamps around an interruptible wait (so waits are exact);
+  holds are timed on one acquisition in HOLD_SAMPLE (the first, then at
+  random gaps of 64 on average), as Go's mutex profile samples, by swapping
+  ``unlock`` for a timed one; acquisitions are counted in batches at those
+  samples; no owner is looked up on the uncontended path (a contended
+  acquisition records it for its hold).
+* RankedMutex (OS, rank checking; statistics optional): the debug mode, like
+  Go's static lock ranking.  The thread's held stack (a Held list on its
+  ThreadState: one thread-local load per lock) keeps (rank, mutex, frame,
+  f_lasti) for each lock held, so a violation names both acquisition sites;
+  the owner is that Held list, so unlock pops it with no thread-local load.
+* InstrumentedMutex (any controlled scheduler, or an event recorder): every
+  feature behind an ``if``; speed matters less here (a controlled decision
+  costs microseconds).  Under a controlled scheduler the lock is logical:
+  ``_owner`` is the lock state, read and written only by the baton holder,
+  and lock, wait and unlock are yield points ("{name}.lock",
+  "wait {name}.lock", "{name}.unlock").
 
-Rank check: the thread's held stack (its ThreadState) keeps (mutex, code,
-f_lasti) for each lock it holds, so a violation names both acquisition sites.
-The comparison is ``top.rank >= new.rank`` on plain ints, which is exactly
-lockrank.rank_allows (LEAF is the largest rank).
+The rank comparison is ``top.rank >= new.rank`` on plain ints, which is
+exactly lockrank.rank_allows (LEAF is the largest rank).
 """
 
 from __future__ import annotations
 
+import random
 import sys
 import threading
 
 from .errors import Aborted, LockRankViolation
-from .lockrank import Rank, order_violation
+from .lockrank import Rank
+from .lockrank import order_violation
+from . import lockstats
 from .lockstats import LockStats
 
 _getframe = sys._getframe
+_gap = random.Random(0x5EED).randrange   # [1, 2n): the gap between two timed holds
+
+
+class Held(list):
+    """A thread's held stack: (rank, mutex, frame, f_lasti) per lock held, oldest first
+    (rank checking only), with the thread's name, so that a ranked mutex's owner
+    is this list and unlock needs no thread-local lookup."""
+    __slots__ = ("name",)
 
 
 class ThreadState(threading.local):
@@ -40,32 +62,291 @@ class ThreadState(threading.local):
 
     def __init__(self):
         self.name = threading.current_thread().name
-        self.held: list[tuple] = []     # (mutex, code, lasti), oldest first; rank checking only
+        self.held = Held()
+        self.held.name = self.name
 
 
 class Mutex:
     """A named, ranked runtime mutex.  Build it with SyncContext.mutex."""
 
-    __slots__ = ("name", "lock_class", "rank", "_rank", "owner", "stats", "lock", "unlock")
+    __slots__ = ("name", "lock_class", "rank", "_rank", "stats", "_owner")
+
+    def __new__(cls, name: str = "", rank: Rank = Rank.LEAF, lock_class: str | None = None, ctx=None):
+        if cls is not Mutex:
+            return object.__new__(cls)
+        sched = ctx.scheduler
+        if sched.controlled or ctx.recorder is not None:
+            return object.__new__(InstrumentedMutex)
+        if ctx.check_ranks:
+            return object.__new__(RankedMutex)
+        if ctx.lock_stats_enabled:
+            return object.__new__(StatsMutex)
+        lk = threading.Lock()
+        plain = type("PlainMutex", (PlainMutex,), {
+            "__slots__": (), "lock": lk.acquire, "unlock": lk.release,
+            "__enter__": lk.__enter__, "__exit__": lk.__exit__, "locked": lk.locked})
+        return object.__new__(plain)
 
     def __init__(self, name: str, rank: Rank, lock_class: str | None, ctx):
         self.name = name
         self.lock_class = lock_class or name
         self.rank = rank
         self._rank = int(rank)
-        # Name of the holding thread; instrumented mutexes only.  OS mode:
-        # written by the holder, read racily by reports.  Controlled mode:
-        # the logical lock itself, baton holder only.
-        self.owner: str | None = None
-        self.stats = LockStats() if ctx.lock_stats_enabled else None
-        sched = ctx.scheduler
-        if not (ctx.check_ranks or self.stats or ctx.recorder or sched.controlled):
+        # The holder's name, where the kind keeps it (see owner).  OS mode: written
+        # by the holder, read racily by reports; controlled: the logical lock
+        # itself, baton holder only.
+        self._owner = None
+        self.stats = LockStats(lockstats.HOLD_SAMPLE if not ctx.scheduler.controlled else 1) \
+            if ctx.lock_stats_enabled else None
+
+    @property
+    def owner(self) -> str | None:
+        """The holding thread's name, where this kind of mutex knows it (racy outside the holder)."""
+        return self._owner
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} rank={self.rank.name}>"
+
+
+class PlainMutex(Mutex):
+    """The bare lock (its methods are set per instance, see Mutex.__new__)."""
+
+    __slots__ = ()
+
+    @property
+    def owner(self) -> None:
+        return None
+
+
+# --- statistics only ---------------------------------------------------------------------
+
+class _Sampled(Mutex):
+    """OS mode with a real lock: acquisitions counted in batches and one hold in
+    HOLD_SAMPLE (on average) timed.  _countdown runs down to the next sampled
+    acquisition, which adds the batch (_batch acquisitions) to stats.counted, draws
+    the next gap, reads the clock and swaps `unlock` for the timed one (which swaps
+    it back).  All holder only."""
+
+    __slots__ = ("_try", "_release", "_sched", "_clock", "_t_acq", "_timing", "_countdown", "_batch",
+                 "_untimed_unlock", "unlock", "locked")
+
+    def __init__(self, name, rank, lock_class, ctx):
+        super().__init__(name, rank, lock_class, ctx)
+        lk = threading.Lock()
+        self._try, self._release, self.locked = lk.acquire, lk.release, lk.locked
+        self._sched = ctx.scheduler
+        self._clock = ctx.scheduler.clock
+        self._t_acq = 0
+        self._timing = False          # this hold is being timed
+        self._countdown = self._batch = 1
+        if self.stats is not None:
+            self.stats.pending = self._uncounted
+        self.unlock = self._untimed_unlock = self._bare_unlock()
+
+    def _bare_unlock(self):
+        return self._release
+
+    def _sample(self) -> None:
+        st = self.stats
+        st.counted += self._batch
+        # The gap to the next sample is random (mean HOLD_SAMPLE), as Go's mutex profile
+        # samples at random: a fixed period would alias with periodic work under the lock
+        # (a span refill every nelems allocations).
+        self._countdown = self._batch = _gap(2 * (st.hold_mask + 1)) if st.hold_mask else 1
+        self._timing = True
+        self._t_acq = self._clock()
+        self.unlock = self._slow_unlock
+
+    def _slow_unlock(self) -> None:
+        """unlock() of a hold that asked for more than the bare release (a timed hold)."""
+        if self._timing:
+            self._timing = False
+            self.stats.held(self._clock() - self._t_acq)
+        self.unlock = self._untimed_unlock
+        self._untimed_unlock()
+
+    def _uncounted(self) -> int:
+        return self._batch - self._countdown
+
+    def _wait(self) -> None:
+        acquire = self._try
+        self._sched.wait_interruptibly(lambda seconds: acquire(True, seconds))
+
+
+class StatsMutex(_Sampled):
+    """OS scheduler, statistics only."""
+
+    __slots__ = ()
+
+    def lock(self, blocking: bool = True) -> bool:
+        if not self._try(False):
+            if not blocking:
+                return False
+            self._contended()
+        c = self._countdown - 1
+        if c:
+            self._countdown = c
+        else:
+            self._sample()
+        return True
+
+    def _contended(self) -> None:
+        st = self.stats
+        st.waited(*_wait_counted(self, self._wait))
+        st.owner_switches += 1     # only contended switches are seen in this mode
+        self._owner = threading.current_thread().name
+        self.unlock = self._slow_unlock     # which forgets the owner again
+
+    def _slow_unlock(self) -> None:
+        self._owner = None
+        super()._slow_unlock()
+
+    def __enter__(self):
+        self.lock()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.unlock()
+
+    @property
+    def owner(self) -> str | None:
+        """Known only for a hold that began with a contended acquisition."""
+        return self._owner
+
+
+class RankedMutex(_Sampled):
+    """OS scheduler, rank checking on (statistics optional, no events).  The owner
+    is the holder's Held stack, so unlock pops it with no thread-local lookup."""
+
+    __slots__ = ("_tls",)
+
+    def __init__(self, name, rank, lock_class, ctx):
+        super().__init__(name, rank, lock_class, ctx)
+        self._tls = ctx.thread_state
+
+    def _bare_unlock(self):
+        return self._ranked_unlock
+
+    def lock(self, _depth: int = 1) -> None:
+        """Take the lock; _depth names the frame whose site a rank violation reports."""
+        held = self._tls.held
+        f = _getframe(_depth)
+        if held and held[-1][0] >= self._rank:
+            _refuse(held[-1], self, f)
+        if not self._try(False):
+            self._contended(held)
+        if self.stats is not None:
+            c = self._countdown - 1
+            if c:
+                self._countdown = c
+            else:
+                self._sample()
+        self._owner = held
+        held.append((self._rank, self, f, f.f_lasti))
+
+    def _contended(self, held) -> None:
+        waited = _wait_counted(self, self._wait)
+        st = self.stats
+        if st is not None:
+            st.waited(*waited)
+            st.owner_switches += 1     # only contended switches are counted in this mode
+
+    def _ranked_unlock(self) -> None:
+        held = self._owner
+        if held is None:
+            raise LockRankViolation(f"unlock of {self.name}, which this thread does not hold")
+        top = held.pop()
+        if top[1] is not self:
+            held.append(top)
+            _forget(held, self)
+        self._owner = None
+        self._release()
+
+    def __enter__(self):
+        self.lock(2)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.unlock()
+
+    @property
+    def owner(self) -> str | None:
+        held = self._owner
+        return None if held is None else held.name
+
+
+# --- ranks, events, controlled scheduling ------------------------------------------------
+
+class InstrumentedMutex(Mutex):
+    __slots__ = ("_tls", "_check", "_rec", "_clock", "_try", "_wait", "_give", "_t_acq", "_sched",
+                 "_lock_label", "_unlock_label", "_wait_label")
+
+    def __init__(self, name, rank, lock_class, ctx):
+        super().__init__(name, rank, lock_class, ctx)
+        sched = self._sched = ctx.scheduler
+        self._tls = ctx.thread_state
+        self._check = ctx.check_ranks
+        if self.stats is not None:
+            self.stats.hold_mask = 0        # the debug mode times every hold
+        self._rec = ctx.recorder
+        self._clock = sched.clock
+        self._t_acq = 0
+        if sched.controlled:
+            self._lock_label, self._unlock_label = f"{name}.lock", f"{name}.unlock"
+            self._wait_label = f"wait {name}.lock"
+            self._try, self._wait, self._give = self._try_logical, self._wait_logical, self._give_logical
+        else:
             lk = threading.Lock()
-            self.lock, self.unlock = lk.acquire, lk.release
-            return
-        adapt = _controlled_adapters if sched.controlled else _os_adapters
-        fast, slow, give = adapt(self, sched, ctx.recorder)
-        self.lock, self.unlock = _instrumented(self, ctx, fast, slow, give)
+            acquire = lk.acquire
+            self._try, self._give = acquire, lk.release
+            self._wait = lambda: sched.wait_interruptibly(lambda seconds: acquire(True, seconds))
+
+    def lock(self, _depth: int = 1) -> bool:
+        """Take the lock; _depth names the frame whose site a rank violation reports."""
+        ts = self._tls
+        if self._check:
+            f = _getframe(_depth)
+            held = ts.held
+            if held and held[-1][0] >= self._rank:
+                _refuse(held[-1], self, f)
+        if self._try(False):
+            waited = None
+        else:
+            if self._rec is not None:
+                self._rec.emit("lock_wait", lock=self.name)
+            waited = _wait_counted(self, self._wait)
+        me = ts.name
+        st = self.stats
+        if st is not None:
+            st.counted += 1
+            if me != st.last_owner:
+                if st.last_owner is not None:
+                    st.owner_switches += 1
+                st.last_owner = me
+            if waited is not None:
+                st.waited(*waited)
+            self._t_acq = self._clock()
+        self._owner = me
+        if self._check:
+            held.append((self._rank, self, f, f.f_lasti))
+        if self._rec is not None:
+            self._rec.emit("lock_acquire", lock=self.name)
+        return True
+
+    def unlock(self) -> None:
+        if self._check:
+            held = self._tls.held
+            if held and held[-1][1] is self:
+                held.pop()
+            else:
+                _forget(held, self)
+        st = self.stats
+        if st is not None:
+            st.held(self._clock() - self._t_acq)
+        self._owner = None
+        if self._rec is not None:
+            self._rec.emit("lock_release", lock=self.name)
+        self._give()
 
     def __enter__(self):
         self.lock(2)
@@ -75,123 +356,52 @@ class Mutex:
         if exc_type is not Aborted:     # a stopped run does not tidy up its locks
             self.unlock()
 
-    def __repr__(self) -> str:
-        return f"<Mutex {self.name} rank={self.rank.name}>"
+    def locked(self) -> bool:
+        return self._owner is not None
+
+    # controlled adapters: the baton holder reads and writes _owner
+    def _free(self) -> bool:
+        return self._owner is None
+
+    def _try_logical(self, blocking=False) -> bool:
+        self._sched.yield_point(self._lock_label)
+        return self._free()
+
+    def _wait_logical(self) -> None:
+        while not self._free():
+            self._sched.block(self._wait_label, self._free, self._why)
+
+    def _why(self) -> str:
+        return f"{self.name}.lock held by {self.owner}"
+
+    def _give_logical(self) -> None:
+        self._sched.yield_point(self._unlock_label)
 
 
-def _instrumented(m: Mutex, ctx, fast, slow, give):
-    """lock(_depth=1) / unlock() closures; _depth names the frame whose site is recorded."""
-    tls = ctx.thread_state
-    check = ctx.check_ranks
-    stats = m.stats
-    clock = ctx.scheduler.clock
-    rec = ctx.recorder
-    rank = m._rank
-    name = m.name
+def _wait_counted(m: Mutex, wait) -> tuple[int, int]:
+    """Run wait() (returns once the lock is ours) counted as a waiter:
+    (time waited, waiters seen including this one)."""
+    st = m.stats
+    clock = m._clock
+    t0 = clock()
+    seen = st.waiters.add(1) if st is not None else 0
+    try:
+        wait()
+    finally:
+        if st is not None:
+            st.waiters.add(-1)
+    return clock() - t0, seen
 
-    def lock(_depth=1):
-        if check:
-            f = _getframe(_depth)
-            entry = (m, f.f_code, f.f_lasti)
-            held = tls.held
-            if held and held[-1][0]._rank >= rank:
-                top = held[-1]
-                raise order_violation(top[0], top[1:], m, entry[1:])
-        waited = None if fast(False) else slow()
-        me = m.owner = tls.name
-        if stats is not None:       # inline: this is the hot path of lock_stats=True
-            stats.acquisitions += 1
-            if me != stats.last_owner:
-                if stats.last_owner is not None:
-                    stats.owner_switches += 1
-                stats.last_owner = me
-            if waited is not None:
-                stats.waited(*waited)
-            stats.acquired_at = clock()
-        if check:
-            held.append(entry)
-        if rec is not None:
-            rec.emit("lock_acquire", lock=name)
 
-    def unlock():
-        if check:
-            held = tls.held
-            if held and held[-1][0] is m:
-                held.pop()
-            else:
-                _forget(held, m)
-        if stats is not None:
-            hold = clock() - stats.acquired_at
-            stats.hold_total += hold
-            if hold > stats.hold_max:
-                stats.hold_max = hold
-        m.owner = None
-        if rec is not None:
-            rec.emit("lock_release", lock=name)
-        give()
-
-    return lock, unlock
+def _refuse(top: tuple, m: Mutex, frame) -> None:
+    """Taking m at `frame` while `top` (rank, mutex, frame, lasti) is the newest lock held."""
+    raise order_violation(top[1], (top[2].f_code, top[3]), m, (frame.f_code, frame.f_lasti))
 
 
 def _forget(held: list, m: Mutex) -> None:
     """Drop m from the held stack when it is not on top (released out of order)."""
     for i in range(len(held) - 1, -1, -1):
-        if held[i][0] is m:
+        if held[i][1] is m:
             del held[i]
             return
     raise LockRankViolation(f"unlock of {m.name}, which this thread does not hold")
-
-
-def _contended(m: Mutex, rec, clock, wait):
-    """slow(): run wait() (returns once the lock is ours) counted as a waiter;
-    returns (time waited, waiters seen including this one)."""
-    stats = m.stats
-
-    def slow():
-        if rec is not None:
-            rec.emit("lock_wait", lock=m.name)
-        t0 = clock()
-        seen = stats.waiters.add(1) if stats is not None else 0
-        try:
-            wait()
-        finally:
-            if stats is not None:
-                stats.waiters.add(-1)
-        return clock() - t0, seen
-
-    return slow
-
-
-def _os_adapters(m: Mutex, sched, rec):
-    lk = threading.Lock()
-    acquire = lk.acquire
-
-    def wait():
-        sched.wait_interruptibly(lambda seconds: acquire(True, seconds))
-
-    return acquire, _contended(m, rec, sched.clock, wait), lk.release
-
-
-def _controlled_adapters(m: Mutex, sched, rec):
-    lock_label = f"{m.name}.lock"
-    wait_label = f"wait {m.name}.lock"
-    unlock_label = f"{m.name}.unlock"
-
-    def free():
-        return m.owner is None
-
-    def why():
-        return f"{m.name}.lock held by {m.owner}"
-
-    def fast(blocking):
-        sched.yield_point(lock_label)
-        return m.owner is None
-
-    def wait():
-        while m.owner is not None:
-            sched.block(wait_label, free, why)
-
-    def give():
-        sched.yield_point(unlock_label)
-
-    return fast, _contended(m, rec, sched.clock, wait), give

@@ -123,7 +123,7 @@ class Scheduler:
         """Unblock every managed thread so that it sees `aborting` (mode specific)."""
 
     def _record_exception(self, name: str) -> None:
-        self.fail(ThreadFailure(name, traceback.format_exc()))
+        self.fail(ThreadFailure(name, traceback.format_exc(), sys.exc_info()[1]))
 
     # -- joining ----------------------------------------------------------------
 

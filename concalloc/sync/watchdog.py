@@ -3,7 +3,7 @@
 A daemon thread polls ``progress_fn()`` (any int that only grows, e.g. a
 count of allocations).  If it has not changed for ``hang_seconds`` it builds
 a report (every thread's stack from sys._current_frames, and the owner of
-each registered mutex) and calls ``on_hang(report)`` once, then stops.  Its
+each registered mutex that is held) and calls ``on_hang(report)`` once, then stops.  Its
 own state is its thread's alone, except the stop Event.
 """
 
@@ -60,9 +60,11 @@ class Watchdog:
                  "", "locks:"]
         free = 0
         for m in self.mutexes():
-            owner = m.owner    # only instrumented mutexes keep it
+            owner = m.owner    # kept by ranked and controlled mutexes; by stats ones on contention
             if owner:
                 lines.append(f"  {m.name}: held by {owner}")
+            elif m.locked():
+                lines.append(f"  {m.name}: held (owner not recorded; --godebug lockrank=1 records it)")
             else:
                 free += 1
         lines.append(f"  ({free} other locks free or uninstrumented)")

@@ -6,7 +6,8 @@ import pytest
 
 from concalloc.sync import Rank
 
-FIELDS = {"acquisitions", "contended", "wait_total", "wait_max", "wait_hist", "hold_total",
+FIELDS = {"acquisitions", "contended", "wait_total", "wait_max", "wait_hist", "hold_total", "hold_samples",
+          "lock_class",
           "hold_max", "owner_switches", "max_waiters"}
 
 

@@ -66,14 +66,16 @@ def test_chrome_trace_is_valid_and_nested(tmp_path):
     names = {e["args"]["name"] for e in evs if e["ph"] == "M" and e["name"] == "thread_name"}
     assert {"gc", "P0"} <= names
     slices = [e for e in evs if e["ph"] == "X"]
-    assert {"STW test", "wait mcentral[7]"} <= {s["name"] for s in slices}
+    assert {"STW test", "wait mcentral[7]", "hold mcentral[7]"} <= {s["name"] for s in slices}
     assert all(s["dur"] >= 0 for s in slices)
     _check_nesting(slices)
     counters = [e for e in evs if e["ph"] == "C"]
-    assert counters and counters[0]["name"] == "heap" and counters[0]["args"] == {"live": 10, "goal": 20}
+    heap = [e for e in counters if e["name"] == "heap"]
+    assert heap and heap[0]["args"] == {"live": 10, "goal": 20}
     instants = [e for e in evs if e["ph"] == "i"]
     assert any(e["name"] == "GC phase mark" and e["s"] == "g" for e in instants)
-    assert any(e["name"] == "alloc" for e in instants)
+    allocs = [e for e in counters if e["name"] == "allocs P0"]
+    assert [e["args"] for e in allocs] == [{"allocations": 1, "bytes": 16}]
     for e in evs:
         assert {"ph", "pid", "name"} <= set(e) and ("ts" in e or e["ph"] == "M")
 

@@ -4,7 +4,8 @@ from concalloc.sync import Rank, Watchdog
 
 
 def test_watchdog_fires_on_a_deadlock(make_ctx):
-    # Ranks off so the deliberate inversion deadlocks instead of raising; stats on keeps owners.
+    # Ranks off so the deliberate inversion deadlocks instead of raising.  Statistics keep no
+    # owner on the uncontended path, so the report says the locks are held, not by whom.
     ctx = make_ctx("os", check_ranks=False, lock_stats=True)
     a, b = ctx.mutex("A", Rank.MCENTRAL), ctx.mutex("B", Rank.MCENTRAL)
     got_a, got_b = ctx.event("got A"), ctx.event("got B")
@@ -42,7 +43,7 @@ def test_watchdog_fires_on_a_deadlock(make_ctx):
     assert fired and len(reports) == 1
     report = reports[0]
     assert "no progress" in report
-    assert "A: held by T1" in report and "B: held by T2" in report
+    assert "A: held (owner not recorded" in report and "B: held (owner not recorded" in report
     assert "thread T1:" in report and "thread T2:" in report and "in t1" in report
     assert sched.alive() == []
 

@@ -1,0 +1,7 @@
+"""`python -m concalloc`: the concalloc command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
