@@ -40,3 +40,16 @@ def test_plot_of_a_real_go_trace(tmp_path):
     out = tmp_path / "go.png"
     plot_gc(records, None, out, "go1.19 ring")
     assert out.read_bytes().startswith(PNG)
+
+
+def test_plot_cli_draws_a_go_trace_file(tmp_path, capsys):
+    from concalloc.gc.plot import main
+    trace = tmp_path / "trace.txt"
+    trace.write_text(GO_TEXT)
+    assert main([str(trace), str(tmp_path / "out.png")]) == 0
+    assert (tmp_path / "out.png").read_bytes().startswith(PNG)
+    assert main([str(tmp_path / "missing.txt"), str(tmp_path / "x.png")]) == 2
+    (tmp_path / "empty.txt").write_text("hello\n")
+    assert main([str(tmp_path / "empty.txt"), str(tmp_path / "x.png")]) == 2
+    assert main([]) == 2
+    assert "no gctrace lines" in capsys.readouterr().err

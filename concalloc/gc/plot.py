@@ -114,3 +114,27 @@ def plot_gc(records: list[dict], samples: list[tuple[int, int]] | None, path, ti
     ax.set_title(title or f"GC cycles: {len(records)}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, format="png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m concalloc.gc.plot TRACE OUT.png [TITLE]: draw a Go gctrace."""
+    import sys
+    from .gctrace import parse_trace
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3):
+        print("usage: python -m concalloc.gc.plot TRACE OUT.png [TITLE]", file=sys.stderr)
+        return 2
+    try:
+        records = parse_trace(open(args[0]).read())
+    except OSError as e:
+        print(f"plot: {e}", file=sys.stderr)
+        return 2
+    if not records:
+        print(f"plot: no gctrace lines in {args[0]}", file=sys.stderr)
+        return 2
+    plot_gc(records, None, args[1], args[2] if len(args) == 3 else args[0])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
