@@ -1,0 +1,236 @@
+"""Fidelity: concalloc's collector against Go 1.19's on the same workload.
+
+The `ring` workload was also written in Go (fidelity/ring/main.go) and run
+under Go 1.19 with GOMAXPROCS=2 and GODEBUG=gctrace=1,gcpacertrace=1, three
+times per experiment; fidelity/run_go119.py did that, kept the raw traces in
+fidelity/go119/ and wrote fidelity/go119/summary.json with summarize().
+Here each experiment runs once under concalloc (2 Ps, one mutator), its
+cycle records (RunResult.gc["cycles"], the keys of gc.gctrace.RECORD_KEYS)
+go through the same summarize(), and the two are printed side by side.
+
+Both sides are summarized from cycle records the same way.  Go's records
+come from its trace lines: heap_goal, heap_end and trigger in exact bytes
+(gcpacertrace), heap_start and heap_marked only in whole MiB (gctrace).  So
+the marked heap is compared as gctrace shows it, rounded down to MiB on both
+sides (marked_floor_mb); goal and trigger are compared exactly.
+
+A metric whose concalloc/Go ratio is outside 1 +- TOLERANCE is flagged.
+Exit status of the CLI: 0 all within tolerance, 1 some metric flagged,
+2 bad arguments, 3 nothing to compare (no Go summary, or concalloc recorded
+no GC cycle, as before its collector existed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The Go side's summary, written by fidelity/run_go119.py.
+GO_SUMMARY = Path(__file__).resolve().parents[1] / "fidelity" / "go119" / "summary.json"
+#: A concalloc/Go ratio further than this from 1 is flagged.  Go's own runs
+#: differ by a few percent from each other (see the summary's per-run counts);
+#: 25% leaves room for that and for the model's coarser timing, and still
+#: catches a pacer that is wrong by a term (GOGC, the stack or globals term).
+TOLERANCE = 0.25
+#: The metrics the table compares: (summary key, label).
+COMPARED = (("cycles", "cycles"), ("goal_mean_mb", "mean goal MB"),
+            ("marked_floor_mean_mb", "mean marked MB"))
+
+_MiB = 1 << 20
+EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_NOTHING = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One ring configuration, as both the Go program and concalloc run it.
+
+    cut=True is the ring the workload's docstring describes (a chain of
+    exactly `live` objects; the Go program's -cut clears the oldest object's
+    pointer each step).  ring.py today keeps every object reachable through
+    the chain, so the comparable experiments are the cut=False ones.
+    """
+    live: int
+    size: int
+    noscan: bool
+    gogc: int
+    steps: int = 1_000_000
+    cut: bool = False
+
+    @property
+    def name(self) -> str:
+        kind = "noscan" if self.noscan else ("cut" if self.cut else "chain")
+        return f"ring-{kind}-L{self.live}-S{self.size}-gogc{self.gogc}"
+
+    def go_args(self) -> list[str]:
+        args = [f"-live={self.live}", f"-size={self.size}", f"-steps={self.steps}"]
+        return args + ["-noscan"] * self.noscan + ["-cut"] * self.cut
+
+    def config_fields(self, steps: int | None = None) -> dict:
+        return dict(procs=2, mutators=1, workload="ring", live=self.live, size=self.size,
+                    noscan=self.noscan, steps=steps or self.steps, gogc=self.gogc)
+
+
+EXPERIMENTS = (
+    Experiment(20000, 64, False, 50),
+    Experiment(20000, 64, False, 100),
+    Experiment(20000, 64, False, 200),
+    Experiment(5000, 1024, True, 100),
+    Experiment(20000, 64, False, 50, cut=True),
+    Experiment(20000, 64, False, 100, cut=True),
+    Experiment(20000, 64, False, 200, cut=True),
+)
+
+
+def _mean(xs):
+    return round(statistics.fmean(xs), 3) if xs else None
+
+
+def summarize(runs: list[list[dict]]) -> dict:
+    """Cycle records of one or more runs -> the compared numbers (MiB).
+
+    Forced cycles (runtime.GC) are left out: they are not the pacer's.
+    Means and medians are over the cycles of all runs pooled; `cycles` is
+    the mean count per run.
+    """
+    cycles = [[r for r in run if not r["forced"]] for run in runs]
+    pooled = [r for run in cycles for r in run]
+
+    def mb(key):
+        return [r[key] / _MiB for r in pooled if r.get(key) is not None]
+
+    goals = mb("heap_goal")
+    return {
+        "runs": len(runs),
+        "cycles_per_run": [len(run) for run in cycles],
+        "cycles": _mean([len(run) for run in cycles]),
+        "goal_mean_mb": _mean(goals),
+        "goal_median_mb": round(statistics.median(goals), 3) if goals else None,
+        "trigger_mean_mb": _mean(mb("trigger")),
+        "heap_start_mean_mb": _mean(mb("heap_start")),
+        "marked_mean_mb": _mean(mb("heap_marked")),
+        "marked_floor_mean_mb": _mean([r["heap_marked"] >> 20 for r in pooled]),
+    }
+
+
+def compare(go: dict, ours: dict) -> list[dict]:
+    """The COMPARED metrics of two summaries, with ratio ours/go and a flag."""
+    rows = []
+    for key, label in COMPARED:
+        g, o = go.get(key), ours.get(key)
+        ratio = o / g if g and o is not None else None
+        flagged = ratio is None or abs(ratio - 1) > TOLERANCE
+        rows.append({"metric": key, "label": label, "go": g, "concalloc": o,
+                     "ratio": None if ratio is None else round(ratio, 3), "flagged": flagged})
+    return rows
+
+
+def format_table(results: list[tuple[str, list[dict]]]) -> str:
+    """(experiment name, compare() rows) pairs -> an aligned text table."""
+    head = ("experiment", "metric", "Go 1.19", "concalloc", "ratio", "")
+    lines = [head]
+    for name, rows in results:
+        for i, row in enumerate(rows):
+            lines.append((name if i == 0 else "", row["label"], _num(row["go"]),
+                          _num(row["concalloc"]), _num(row["ratio"]),
+                          f"<-- outside +-{TOLERANCE:.0%}" if row["flagged"] else ""))
+    widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+                     for line in lines)
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:g}" if isinstance(x, int) else f"{x:.2f}"
+
+
+class NothingToCompare(Exception):
+    """No Go summary, or concalloc produced no GC cycle."""
+
+
+def load_go_summary(path: Path = GO_SUMMARY) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise NothingToCompare(f"no Go summary at {path}: run fidelity/run_go119.py first") from None
+
+
+def _collector_config_ready() -> bool:
+    from .config import Config
+    return "gogc" in {f.name for f in dataclasses.fields(Config)}
+
+
+def _run_concalloc(fields: dict):
+    from .config import Config
+    from .runtime import Runtime
+    return Runtime(Config(**fields)).run()
+
+
+def concalloc_cycles(exp: Experiment, steps: int | None = None) -> list[dict]:
+    """Run exp under concalloc once; its GC cycle records."""
+    if not _collector_config_ready():
+        raise NothingToCompare("concalloc has no collector yet (Config has no gogc): "
+                               "no GC cycles to compare with Go")
+    result = _run_concalloc(exp.config_fields(steps))
+    if result.exit_code != 0:
+        raise NothingToCompare(f"{exp.name}: the concalloc run failed "
+                               f"(exit {result.exit_code}: {result.error})")
+    cycles = (getattr(result, "gc", None) or {}).get("cycles") or []
+    if not cycles:
+        raise NothingToCompare(f"{exp.name}: concalloc recorded no GC cycle "
+                               "(RunResult.gc['cycles'] is empty or missing)")
+    return cycles
+
+
+def run(experiments, go: dict, steps: int | None = None) -> list[tuple[str, list[dict]]]:
+    """Each experiment under concalloc, compared with go (load_go_summary())."""
+    results = []
+    for exp in experiments:
+        ref = go.get("experiments", {}).get(exp.name)
+        if ref is None:
+            raise NothingToCompare(f"{exp.name}: not in the Go summary")
+        ours = summarize([concalloc_cycles(exp, steps)])
+        results.append((exp.name, compare(ref["summary"], ours)))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m concalloc.fidelity",
+                                 description="compare concalloc's GC cycles with Go 1.19's on the ring workload")
+    ap.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    ap.add_argument("--cut", action="store_true",
+                    help="compare with Go's ring of exactly --live objects (the -cut runs) instead of the chain ring.py builds")
+    ap.add_argument("--only", metavar="NAME", help="run only the experiment with this name (any variant)")
+    ap.add_argument("--steps", type=int, help="override the steps of every experiment (a quick look; "
+                                              "the cycle count is then not comparable)")
+    ap.add_argument("--go-summary", type=Path, default=GO_SUMMARY, help="the Go side's summary.json")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return EXIT_USAGE if e.code else EXIT_OK
+    exps = [e for e in EXPERIMENTS if (e.name == args.only if args.only else e.cut == args.cut)]
+    if not exps:
+        print(f"fidelity: no experiment named {args.only!r}; known: "
+              f"{', '.join(e.name for e in EXPERIMENTS)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.steps is not None and args.steps < 1:
+        print(f"fidelity: --steps must be >= 1, got {args.steps}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        results = run(exps, load_go_summary(args.go_summary), args.steps)
+    except NothingToCompare as e:
+        print(f"fidelity: {e}", file=sys.stderr)
+        return EXIT_NOTHING
+    flagged = any(row["flagged"] for _, rows in results for row in rows)
+    if args.json:
+        print(json.dumps([{"experiment": name, "rows": rows} for name, rows in results], indent=2))
+    else:
+        print(format_table(results))
+    return EXIT_FLAGGED if flagged else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+module concalloc/fidelity/ring
+
+go 1.19

@@ -1,0 +1,132 @@
+"""concalloc.fidelity: the Go 1.19 reference data and the comparison table."""
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+
+from concalloc import fidelity
+from concalloc.fidelity import (EXPERIMENTS, GO_SUMMARY, TOLERANCE, compare, format_table, main,
+                                summarize)
+from concalloc.gc.gctrace import parse_trace
+
+from gc_fake_records import MiB, fake_run
+
+GO = json.loads(GO_SUMMARY.read_text())
+
+
+def test_go_summary_covers_every_experiment_with_three_runs():
+    assert GO["meta"]["go"].startswith("go version go1.19")
+    for exp in EXPERIMENTS:
+        ref = GO["experiments"][exp.name]
+        assert ref["summary"]["runs"] == 3 and len(ref["memstats"]) == 3
+        assert all(m["steps"] == exp.steps for m in ref["memstats"])
+
+
+@pytest.mark.parametrize("exp", EXPERIMENTS, ids=lambda e: e.name)
+def test_go_summary_is_what_the_raw_traces_say(exp):
+    raw = [(GO_SUMMARY.parent / f"{exp.name}.{k}.txt").read_text() for k in (1, 2, 3)]
+    runs = [parse_trace(text) for text in raw]
+    assert summarize(runs) == GO["experiments"][exp.name]["summary"]
+    assert all(len(run) == m["num_gc"] or len(run) == m["num_gc"] + 1       # a cycle may end after ReadMemStats
+               for run, m in zip(runs, GO["experiments"][exp.name]["memstats"]))
+
+
+def test_go_program_made_almost_no_garbage_of_its_own():
+    # Mallocs - steps: what runtime init, flag parsing and reflect allocate.
+    for name, ref in GO["experiments"].items():
+        for m in ref["memstats"]:
+            assert 0 <= m["mallocs"] - m["steps"] < 1000, name
+
+
+def test_summarize_fake_run():
+    records, _ = fake_run(cycles=5, forced_at=(2,))
+    s = summarize([records, records[:3]])
+    assert s["runs"] == 2 and s["cycles_per_run"] == [4, 2] and s["cycles"] == 3
+    unforced = [r for r in records if not r["forced"]] + [r for r in records[:3] if not r["forced"]]
+    assert s["goal_mean_mb"] == pytest.approx(sum(r["heap_goal"] for r in unforced) / len(unforced) / MiB, abs=1e-3)
+    assert s["marked_floor_mean_mb"] == pytest.approx(sum(r["heap_marked"] >> 20 for r in unforced) / len(unforced))
+
+
+def test_summarize_of_no_cycles_has_no_means():
+    s = summarize([[]])
+    assert s["cycles"] == 0 and s["goal_mean_mb"] is None and s["goal_median_mb"] is None
+
+
+@pytest.mark.parametrize("ours,flagged", [(1.0, False), (1 + TOLERANCE - 0.01, False),
+                                          (1 - TOLERANCE + 0.01, False), (1 + TOLERANCE + 0.01, True),
+                                          (1 - TOLERANCE - 0.01, True)])
+def test_compare_flags_outside_tolerance(ours, flagged):
+    go = {"cycles": 10, "goal_mean_mb": 8.0, "marked_floor_mean_mb": 4.0}
+    rows = compare(go, {k: v * ours for k, v in go.items()})
+    assert [r["flagged"] for r in rows] == [flagged] * 3
+    assert all(r["ratio"] == pytest.approx(ours, abs=1e-3) for r in rows)
+
+
+def test_compare_flags_a_missing_number():
+    rows = compare({"cycles": 10, "goal_mean_mb": 8.0, "marked_floor_mean_mb": 4.0},
+                   {"cycles": 0, "goal_mean_mb": None, "marked_floor_mean_mb": 4.0})
+    assert [r["flagged"] for r in rows] == [True, True, False]
+
+
+def test_table_shows_both_sides_and_the_flag():
+    go = {"cycles": 10, "goal_mean_mb": 8.0, "marked_floor_mean_mb": 4.0}
+    table = format_table([("exp-a", compare(go, {"cycles": 10, "goal_mean_mb": 12.5, "marked_floor_mean_mb": 4.2}))])
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["experiment", "metric", "Go"]
+    goal = next(line for line in lines if "mean goal MB" in line)
+    assert "8.00" in goal and "12.50" in goal and "1.56" in goal and "outside" in goal
+    assert "outside" not in next(line for line in lines if "mean marked MB" in line)
+
+
+def _fake_result(cycles):
+    return types.SimpleNamespace(exit_code=0, error=None, gc={"cycles": cycles})
+
+
+def test_cli_without_a_collector_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(fidelity, "_collector_config_ready", lambda: False)
+    assert main(["--only", EXPERIMENTS[0].name]) == 3
+    assert "no collector yet" in capsys.readouterr().err
+
+
+def test_cli_with_no_cycles_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(fidelity, "_collector_config_ready", lambda: True)
+    monkeypatch.setattr(fidelity, "_run_concalloc", lambda fields: types.SimpleNamespace(exit_code=0, error=None))
+    assert main([]) == 3
+    assert "recorded no GC cycle" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_cli_compares_fake_cycles_with_go(monkeypatch, capsys, tmp_path, json_out):
+    records, _ = fake_run(cycles=8)
+    ours = summarize([records])
+    exp = EXPERIMENTS[1]
+    go = {"meta": {}, "experiments": {exp.name: {"summary": dict(ours, goal_mean_mb=ours["goal_mean_mb"] * 2)}}}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(go))
+    seen = []
+    monkeypatch.setattr(fidelity, "_collector_config_ready", lambda: True)
+    monkeypatch.setattr(fidelity, "_run_concalloc", lambda fields: seen.append(fields) or _fake_result(records))
+    rc = main(["--only", exp.name, "--go-summary", str(path), "--steps", "500"] + ["--json"] * json_out)
+    assert rc == 1                                         # the goal is half Go's: flagged
+    assert seen == [dict(procs=2, mutators=1, workload="ring", live=20000, size=64, noscan=False,
+                         steps=500, gogc=100)]
+    out = capsys.readouterr().out
+    if json_out:
+        rows = json.loads(out)[0]["rows"]
+        assert [r["flagged"] for r in rows] == [False, True, False]
+    else:
+        assert exp.name in out and out.count("outside") == 1
+
+
+def test_cli_rejects_bad_arguments(capsys):
+    assert main(["--only", "no-such-experiment"]) == 2
+    assert main(["--steps", "0"]) == 2
+    assert main(["--frobnicate"]) == 2
+
+
+def test_experiment_args_match_the_go_program():
+    exp = EXPERIMENTS[3]
+    assert exp.noscan and exp.go_args() == ["-live=5000", "-size=1024", "-steps=1000000", "-noscan"]
+    assert all(Path(GO_SUMMARY.parent / f"{e.name}.1.txt").exists() for e in EXPERIMENTS)
