@@ -201,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m concalloc.fidelity",
                                  description="compare concalloc's GC cycles with Go 1.19's on the ring workload")
     ap.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    ap.add_argument("--cut", action="store_true",
-                    help="compare with Go's ring of exactly --live objects (the -cut runs) instead of the chain ring.py builds")
+    ap.add_argument("--chain", action="store_true",
+                    help="the old ring that kept every object reachable (Go's runs without -cut); "
+                         "ring.py now cuts the chain, so the default compares with the -cut runs")
     ap.add_argument("--only", metavar="NAME", help="run only the experiment with this name (any variant)")
     ap.add_argument("--steps", type=int, help="override the steps of every experiment (a quick look; "
                                               "the cycle count is then not comparable)")
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         args = ap.parse_args(argv)
     except SystemExit as e:
         return EXIT_USAGE if e.code else EXIT_OK
-    exps = [e for e in EXPERIMENTS if (e.name == args.only if args.only else e.cut == args.cut)]
+    exps = [e for e in EXPERIMENTS
+            if (e.name == args.only if args.only else (not e.cut and not e.noscan) == args.chain)]
     if not exps:
         print(f"fidelity: no experiment named {args.only!r}; known: "
               f"{', '.join(e.name for e in EXPERIMENTS)}", file=sys.stderr)

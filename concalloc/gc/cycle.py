@@ -39,6 +39,7 @@ counters, kick counts and numgc.
 
 from __future__ import annotations
 
+import sys
 import time
 
 from ..check.violation import Violation, throw
@@ -47,6 +48,7 @@ from . import checkmark as _checkmark
 from . import mark as _mark
 from . import sweep as _sweep
 from .barrier import make_barrier, wbBufFlush1
+from .gctrace import format_gctrace
 from .pacer import gcTriggerCycle, gcTriggerHeap
 from .work import GCWork, WorkLists
 
@@ -122,7 +124,7 @@ class GC:
         self.ctl.commit(True)
         for p in self.allp:
             p.gcw = GCWork(self.lists, p.name)
-        self.on_cycle_end = None            # fn(record) after each cycle (gctrace)
+        self.on_cycle_end = _print_gctrace if cfg.gctrace else None   # fn(record) after each cycle
 
     def _rebind_yield(self) -> None:
         self.yp = self.sync.yield_point
@@ -306,6 +308,8 @@ class GC:
         rec = {"n": self.numgc + 1, "forced": forced, "procs": len(self.allp)}
         with self.lock:
             self.started += 1
+        if self.cfg.heapcheck >= 1:
+            self.verify_heap_stw()
         cpu0 = self.cpuclock()
         self.gcStart(rec)
         rec["cpu_stw1"] = self.cpuclock() - cpu0
@@ -321,8 +325,6 @@ class GC:
         w = self.world
         ctl = self.ctl
         rec["start_ns"] = self.clock() - self.t0
-        if self.cfg.heapcheck >= 1:
-            self.verify_heap_stw()
         w.stopTheWorld("GC sweep termination")
         t_stopped = self.clock()
         rec["heap_start"] = ctl.heapLive.load()
@@ -536,6 +538,17 @@ class GC:
     def to_json(self) -> dict:
         return {"num_gc": self.numgc, "barrier": self.barrier_kind, "stack_scan": self.stack_scan,
                 "workers": self.nworkers, "cycles": self.cycles}
+
+
+def _print_gctrace(rec: dict) -> None:
+    """GODEBUG=gctrace=1: Go's line on stderr (through the tool's log when the
+    CLI set it up, else straight to stderr, as the runtime writes it)."""
+    from ..log import logger, shows
+    line = format_gctrace(rec)
+    if shows("info"):
+        logger.info(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def check_phase(gc, want: int) -> None:
