@@ -339,9 +339,9 @@ def test_sweep_increased_allocation_count(heap):
 
 
 def test_sweep_bad_span_state(heap):
-    from concalloc.gc.sweep import sweep_span
+    from concalloc.gc.sweep import sweepLocked
     x = heap.malloc(64)
     s = span_of(heap, x)
     heap.flush_mcaches()
     with pytest.raises(SweepError, match="bad span state"):
-        sweep_span(heap.mheap, s, preserve=False)   # not acquired: sweepgen is h, not h-1
+        sweepLocked(heap.mheap, s).sweep(False)   # not acquired: sweepgen is h, not h-1
