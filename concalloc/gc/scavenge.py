@@ -127,7 +127,8 @@ def _highest_free_unscavenged(pages, below: int):
         first = inuse.rfind(1, 0, last) + 1         # its free run is [first, last]
         top = scav.rfind(0, first, last + 1)        # highest unreleased page in the run
         if top >= 0:
-            start = scav.rfind(1, first, top) + 1
+            k = scav.rfind(1, first, top)           # highest released page below it
+            start = k + 1 if k >= 0 else first
             return start, top + 1 - start
         j = first
     return None

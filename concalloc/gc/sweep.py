@@ -404,17 +404,27 @@ def bgsweep(h, should_stop, yield_point=None) -> None:
     parked sweeper sees it."""
     sw = h.sweep
     free = not h.sync.scheduler.controlled
+
+    def gosched():
+        (yield_point or h.sync.yield_point)(YIELD_SPAN)
+        if free:
+            time.sleep(0)
+
     while not should_stop():
         while sweepone(h) != -1:
             sw.nbgsweep.add(1)
-            (yield_point or h.sync.yield_point)(YIELD_SPAN)
-            if free:
-                time.sleep(0)                 # Gosched
+            gosched()
             if should_stop():
                 return
         sw.wakeup.clear()
-        if not isSweepDone(h) or should_stop():
-            continue                          # a flip came in between: sweep again
+        if should_stop():
+            return
+        if not isSweepDone(h):
+            # Drained but another sweeper is still in flight, or a flip came
+            # in between: look again (Go loops here too; yield so the other
+            # sweeper can finish under a controlled scheduler).
+            gosched()
+            continue
         sw.wakeup.wait()
 
 
