@@ -50,7 +50,9 @@ Where the model differs from Go:
 
 Yield points (labels): "sweep.acquire" before the ownership CAS,
 "sweep.sweep" once a span is owned (h-1) and before it is swept,
-"sweep.span" in bgsweep between spans (Go's Gosched).
+"sweep.span" in bgsweep between spans (Go's Gosched), "sweep.flip" in
+gcSweep just after sweepgen moves (the background sweeper, which is not
+stopped with the world, may run there).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ SWEEP_MIN_HEAP_DISTANCE = 1 << 20       # gcPaceSweeper's margin below the trigg
 YIELD_ACQUIRE = "sweep.acquire"
 YIELD_SWEEP = "sweep.sweep"
 YIELD_SPAN = "sweep.span"
+YIELD_FLIP = "sweep.flip"
 
 
 class SweepError(Violation):
@@ -450,6 +453,10 @@ def gcSweep(h, mcaches, mode: int = gcBackgroundMode) -> None:
     caller runs each P's mcache.prepareForSweep()."""
     _assert_mcaches_flushed(h, mcaches)
     sw = h.sweep
+    # bgsweep is a thread that does not stop with the world: keep it out
+    # (drained) until the new cycle is fully set up, and publish the cycle
+    # by resetting the state word last.
+    sw.active.markDrained()
     if sw.active.sweepers():
         raise SweepError("active sweepers at the sweepgen flip", invariant="sweep.active")
     with h.lock:
@@ -459,25 +466,24 @@ def gcSweep(h, mcaches, mode: int = gcBackgroundMode) -> None:
             ha.pageMarks[:] = bytes(len(ha.pageMarks))
         for s in h.allspans:
             sg = s.sweepgen
-            if sg == old:
-                queues[sweep_class(s)].append(s)
-                if s.gcmarkBits.count(0) != len(s.gcmarkBits):
-                    h.setPageMark(s.startAddr)
-            elif sg != old + 3:
+            if sg != old and sg != old + 3:
                 raise SweepError(f"span sweepgen {sg} at the flip of mheap.sweepgen {old} -> {old + 2}: "
                                  "span not swept before the sweepgen flip", span=s,
                                  invariant="sweep.unswept_at_flip")
-            elif s.gcmarkBits.count(0) != len(s.gcmarkBits):
+            if sg == old:                      # uncached: queue it; cached ones are swept at uncache
+                queues[sweep_class(s)].append(s)
+            if s.gcmarkBits.count(0) != len(s.gcmarkBits):
                 h.setPageMark(s.startAddr)
         h.sweepgen = old + 2
-        sw.active.reset()
+        h.sync.yield_point(YIELD_FLIP)
         h.stats.add(pagesSwept=-h.stats.get("pagesSwept"))
         h.sweepArenas = len(h.arenas)
         h.reclaimIndex.store(0)
         h.reclaimCredit.store(0)
         for q, spans in zip(sw.unswept, queues):
             q.reset(spans)
-    sw.centralIndex.store(0)
+        sw.centralIndex.store(0)
+        sw.active.reset()                      # last: sweepers may start now
     if mode == gcForceBlockMode:
         h.sweepPagesPerByte = 0.0
         while sweepone(h) != -1:
