@@ -244,6 +244,12 @@ CASES = [
      _set(lambda k: k.h.mcaches[0], "tiny", lambda k: k.m.curArenaEnd - 16)),
     ("tiny-free-slot", "mcache.tiny", "free slot",
      _set(lambda k: k.h.mcaches[1], "tiny", lambda k: k.tiny.startAddr + 16 * (k.tiny.nelems - 1))),
+    # sweep.state
+    ("sweeper-in-flight", "sweep.state", "sweepers in flight", lambda k: k.m.sweep.active.state.add(1)),
+    ("unswept-after-done", "sweep.state", "sweep is done",
+     _set(lambda k: k.partial, "sweepgen", lambda k: k.m.sweepgen - 2)),
+    ("unswept-span-lost", "sweep.state", "not in the unswept queues",
+     lambda k: (k.m.sweep.active.state.store(0), setattr(k.partial, "sweepgen", k.m.sweepgen - 2))),
 ]
 
 

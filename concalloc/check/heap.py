@@ -31,6 +31,10 @@ it can recount from the structures themselves.
                           included, nothing flushed)
     mcache.tiny           each P's tiny block is an allocated 16-byte slot of a
                           tiny-class span, tinyoffset <= 16
+    sweep.state           no sweeper in flight (sweep.active); once the cycle's
+                          sweep is done no span needs sweeping; before that,
+                          every uncached span that needs sweeping is still on
+                          an unswept queue (none was lost)
 """
 
 from __future__ import annotations
@@ -276,6 +280,24 @@ def check_mcache_tiny(heap) -> None:
             _fail("mcache.tiny", f"P{c.pid}'s tiny block is a free slot", address=c.tiny, span=s)
 
 
+def check_sweep_state(heap) -> None:
+    h = heap.mheap
+    sw = h.sweep
+    n = sw.active.sweepers()
+    if n:
+        _fail("sweep.state", f"{n} sweepers in flight at a stop-the-world check")
+    unswept = [s for s in h.allspans if s.sweepgen == h.sweepgen - 2]
+    if not unswept:
+        return
+    if sw.active.isDone():
+        _fail("sweep.state", "sweep is done but a span still needs sweeping", span=unswept[0])
+    queued = {id(s) for q in sw.unswept for s in q.spans[q.head.load():]}
+    for s in unswept:
+        if id(s) not in queued:
+            _fail("sweep.state", "a span that needs sweeping is not in the unswept queues: "
+                  "no sweeper will reach it", span=s)
+
+
 INVARIANTS = (
     ("spans.disjoint", check_spans_disjoint),
     ("spans.lookup", check_spans_lookup),
@@ -286,6 +308,7 @@ INVARIANTS = (
     ("heap.accounting", check_heap_accounting),
     ("heap.objects", check_heap_objects),
     ("mcache.tiny", check_mcache_tiny),
+    ("sweep.state", check_sweep_state),
 )
 
 
