@@ -206,9 +206,10 @@ class scavengerState:
     def wake(self) -> None:
         self.wakeup.set()
 
-    def run(self, goal=None) -> tuple[int, float]:
+    def run(self, goal=None, yield_point=None) -> tuple[int, float]:
         """Release 64 KiB quanta until the goals are met, nothing is left, or
-        about 1 ms of work was done: (bytes released, seconds worked)."""
+        about 1 ms of work was done: (bytes released, seconds worked).
+        Yields ("scavenge.quantum") after each quantum."""
         h = self.h
         timed = not h.sync.scheduler.controlled
         released, worked = 0, 0.0
@@ -222,6 +223,7 @@ class scavengerState:
             else:
                 worked += APPROX_WORKED_PER_PHYS_PAGE * (r // PHYS_PAGE_SIZE)
             released += r
+            (yield_point or h.sync.yield_point)(YIELD_QUANTUM)
             if r < SCAVENGE_QUANTUM:
                 break
         return released, worked
@@ -244,13 +246,12 @@ def bgscavenge(h, should_stop, goal=None, yield_point=None, percent: float = SCA
 
     Works toward goal() -> (gcPercentGoal, memoryLimitGoal), or by default
     toward the goals gcPaceScavenger stored in h.scavenge; yields
-    ("scavenge.quantum") after each burst.  Returns when should_stop() is
+    ("scavenge.quantum") after each 64 KiB quantum.  Returns when should_stop() is
     true; whoever makes it true calls h.scavenger.wake()."""
     sc = h.scavenger
     while not should_stop():
         sc.wakeup.clear()
-        released, worked = sc.run(goal)
-        (yield_point or h.sync.yield_point)(YIELD_QUANTUM)
+        released, worked = sc.run(goal, yield_point)
         if should_stop():
             return
         if released == 0:
