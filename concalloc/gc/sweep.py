@@ -11,7 +11,7 @@ algorithms and so does this module's heap:
   looks for in-use spans with no mark at all (pageInUse &^ pageMarks) and
   sweeps them, so that whole spans come back before new pages are mapped.
 
-A cycle's sweep, in Go's order (the lead's gc/cycle.py calls these):
+A cycle's sweep, in Go's order (the collector, gc/cycle.py, calls these):
 
     mark termination, world stopped:
         gcSweep(h, mcaches)         flip sweepgen h -> h+2 ("p mcache not
@@ -40,7 +40,9 @@ Where the model differs from Go:
 * Go's sweepers cannot be preempted (m.locks++), so with the world stopped
   none is running and finishsweep_m only asserts it.  The background
   sweeper here is a thread that is not a P and does not stop with the
-  world, so finishsweep_m waits (through the sync layer) for it to leave.
+  world, so finishsweep_m waits (through the sync layer) for it to leave,
+  and gcSweep keeps the state "drained" while it builds the new cycle and
+  publishes it (resets the state word) last.
 * sweep.lock/parked/g: parking is an Event (sweepdata.wakeup) cleared
   before the sweeper re-checks isSweepDone and set by gcSweep after the
   reset, so no wake-up is lost and no lock is needed.
