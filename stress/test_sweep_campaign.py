@@ -93,4 +93,4 @@ def test_sweep_campaign_smoke(kind, seed):
 @pytest.mark.parametrize("seed", range(20))
 @pytest.mark.parametrize("kind", ["os", "random", "pct"])
 def test_sweep_campaign_long(kind, seed):
-    run_sweep_campaign(kind, seed, rounds=8, nalloc=20000 if kind == "os" else 5000)
+    run_sweep_campaign(kind, seed, rounds=6, nalloc=8000 if kind == "os" else 2000)
