@@ -426,9 +426,10 @@ def bgsweep(h, should_stop, yield_point=None) -> None:
             return
         if not isSweepDone(h):
             # Drained but another sweeper is still in flight, or a flip came
-            # in between: look again (Go loops here too; yield so the other
-            # sweeper can finish under a controlled scheduler).
-            gosched()
+            # in between: look again once no sweeper is in flight.  (Go spins
+            # here; a spin would starve the other sweeper under a scheduler
+            # that runs the highest-priority thread, such as PCT.)
+            sw.active.wait_idle()
             continue
         sw.wakeup.wait()
 
