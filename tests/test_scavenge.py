@@ -167,11 +167,15 @@ def test_bgscavenge_under_controlled_scheduler_is_deterministic(heaps):
                                                                       goal=lambda: (target, NO_GOAL)))
         sync.scheduler.start_thread("waiter", waiter)
         sync.scheduler.join_all(timeout=JOIN)
-        return heapRetained(m), sync.scheduler.schedule()
+        return heapRetained(m), sync.scheduler.schedule(), m.scavenger.released.load(), m.scavenger.nsleep
 
-    r1, s1 = run(3)
-    r2, s2 = run(3)
+    r1, s1, released, nsleep = run(3)
+    r2, s2, _, _ = run(3)
     assert r1 <= 2 * MiB and (r1, s1) == (r2, s2)
+    # No wall time: a quantum counts Go's 10 us per 4 KiB page, so a ~1 ms
+    # burst is 7 quanta (448 KiB) and each burst is followed by one sleep.
+    burst = 7 * gcscav.SCAVENGE_QUANTUM
+    assert released >= 6 * MiB - 1 and nsleep in (released // burst, -(-released // burst))
 
 
 # ---------------------------------------------------------------- synchronous scavenging

@@ -252,10 +252,11 @@ def bgscavenge(h, should_stop, goal=None, yield_point=None, percent: float = SCA
     while not should_stop():
         sc.wakeup.clear()
         released, worked = sc.run(goal, yield_point)
+        if released:
+            sc.released.add(released)
         if should_stop():
             return
         if released == 0:
             sc.park()
             continue
-        sc.released.add(released)
         sc.sleep(worked, percent)
