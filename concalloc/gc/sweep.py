@@ -487,8 +487,11 @@ def gcSweep(h, mcaches, mode: int = gcBackgroundMode) -> None:
             q.reset(spans)
         sw.centralIndex.store(0)
         sw.active.reset()                      # last: sweepers may start now
+    # The last cycle's rate and basis are stale now (pagesSwept restarted at
+    # 0): no proportional sweep until gcPaceSweeper sets this cycle's rate
+    # (Go calls it right after, with the world still stopped).
+    h.sweepPagesPerByte = 0.0
     if mode == gcForceBlockMode:
-        h.sweepPagesPerByte = 0.0
         while sweepone(h) != -1:
             sw.npausesweep += 1
     else:
