@@ -141,6 +141,37 @@ def test_finishsweep_m_without_the_wait_throws_for_some_schedule(monkeypatch):
     assert failed
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_two_waiters_for_an_in_flight_sweeper_both_wake(seed):
+    """finishsweep_m and bgsweep may wait for the same in-flight sweeper;
+    the end() that brings the count to 0 must wake both (waking one leaves
+    the other blocked for good: the scheduler reports a Deadlock)."""
+    sync = SyncContext(make_scheduler("random", seed))
+    heap = Heap(reserve_bytes=1 << 30, nprocs=1, sync=sync)
+    try:
+        h = heap.mheap
+        sl = h.sweep.active.begin()              # in flight before the run starts
+        woke: list[str] = []
+
+        def sweeper():
+            for _ in range(4):
+                sync.yield_point("test.sweeping")
+            h.sweep.active.end(sl)
+
+        def waiter(name):
+            sync.yield_point("test.wait")
+            h.sweep.active.wait_idle()
+            woke.append(name)
+
+        sync.scheduler.start_thread("sweeper", sweeper)
+        for name in ("w1", "w2"):
+            sync.scheduler.start_thread(name, lambda name=name: waiter(name))
+        sync.scheduler.join_all(timeout=JOIN)
+        assert sorted(woke) == ["w1", "w2"] and h.sweep.active.sweepers() == 0
+    finally:
+        heap.close()
+
+
 # ---------------------------------------------------------------- the flip
 
 def test_gcSweep_throws_p_mcache_not_flushed(heap):

@@ -40,7 +40,7 @@ Where the model differs from Go:
 * Go's sweepers cannot be preempted (m.locks++), so with the world stopped
   none is running and finishsweep_m only asserts it.  The background
   sweeper here is a thread that is not a P and does not stop with the
-  world, so finishsweep_m waits (through the sync layer) for it to leave,
+  world, so finishsweep_m waits (a sync-layer Cond) for it to leave,
   and gcSweep keeps the state "drained" while it builds the new cycle and
   publishes it (resets the state word) last.
 * sweep.lock/parked/g: parking is an Event (sweepdata.wakeup) cleared
@@ -64,7 +64,7 @@ import time
 from ..check.violation import Violation
 from ..mspan import MSPAN_IN_USE, new_gcbits
 from ..sizeclasses import NUM_SPAN_CLASSES
-from ..sync import AtomicInt, store_attr, cas_attr
+from ..sync import AtomicInt, Rank, cas_attr, store_attr
 from ..sysmem import PAGE_SIZE
 
 # gcMode (mgc.go)
@@ -94,16 +94,20 @@ class activeSweep:
     """Outstanding sweepers and the "drained" bit (Go's activeSweep).
 
     state: atomic (AtomicInt); the top bit says the unswept queues are
-    empty, the rest counts sweepers between begin() and end().  idle is a
-    sync-layer Event set by the end() that brings the count to 0; a waiter
-    clears it and re-checks the count before waiting (wait_idle)."""
+    empty, the rest counts sweepers between begin() and end().
+    Model-only, for waiting until no sweeper is in flight (wait_idle): idle
+    is a sync-layer Cond on mu (a LEAF mutex, so end() may take it under
+    any allocator lock); nwait (atomic) counts waiters, so an end() that
+    brings the count to 0 takes mu and notifies only when someone waits."""
 
-    __slots__ = ("h", "state", "idle")
+    __slots__ = ("h", "state", "mu", "idle", "nwait")
 
     def __init__(self, h):
         self.h = h
         self.state = AtomicInt(0)                   # atomic
-        self.idle = h.sync.event("sweep.active.idle")  # sync-layer event
+        self.mu = h.sync.mutex("sweep.active", Rank.LEAF, "sweep")
+        self.idle = h.sync.cond(self.mu, "sweep.active.idle")
+        self.nwait = AtomicInt(0)                   # atomic; changed with mu held
 
     def begin(self) -> "sweepLocker":
         """Register a sweeper.  An invalid locker means nothing is left to
@@ -128,8 +132,9 @@ class activeSweep:
             if (v & ~SWEEP_DRAINED_MASK) == 0:
                 raise SweepError("mismatched begin/end of activeSweep", invariant="sweep.active")
             if st.cas(v, v - 1):
-                if (v - 1) & ~SWEEP_DRAINED_MASK == 0:
-                    self.idle.set()
+                if (v - 1) & ~SWEEP_DRAINED_MASK == 0 and self.nwait.load():
+                    with self.mu:
+                        self.idle.notify_all()
                 return
 
     def markDrained(self) -> bool:
@@ -155,12 +160,18 @@ class activeSweep:
 
     def wait_idle(self) -> None:
         """Block (through the sync layer) until no sweeper is in flight.
-        Model-only: Go's sweepers cannot be in flight with the world stopped."""
-        while self.sweepers():
-            self.idle.clear()
-            if not self.sweepers():
-                return
-            self.idle.wait()
+        Model-only: Go's sweepers cannot be in flight with the world stopped.
+        The count is re-read with mu held after nwait is raised, and end()
+        reads nwait after its decrement, so no wake-up is lost."""
+        if not self.sweepers():
+            return
+        with self.mu:
+            self.nwait.add(1)
+            try:
+                while self.sweepers():
+                    self.idle.wait()
+            finally:
+                self.nwait.add(-1)
 
 
 # ---------------------------------------------------------------- ownership
@@ -291,7 +302,7 @@ class spanQueue:
 class sweepdata:
     """The state of sweeping (Go's global `sweep`), one per heap.
 
-    active        activeSweep: atomic state word + idle event
+    active        activeSweep: atomic state word; idle Cond for wait_idle
     unswept       [NUM_SWEEP_CLASSES] spanQueue; rebuilt world stopped, popped atomically
     centralIndex  AtomicInt: the lowest sweep class that may hold work; only
                   grows while the world runs (update is an atomic max),
