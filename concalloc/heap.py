@@ -61,21 +61,26 @@ class Heap:
         self.flush_mcaches()
         return memstats_from(self.mheap.stats.snapshot(), numgc=self.numgc)
 
-    def sweep_cycle(self, mark=None) -> None:
+    def sweep_cycle(self, mark=None, mode: int = _sweep.gcForceBlockMode) -> None:
         """Run one sweep cycle with marks chosen by the caller (world stopped).
 
-        `mark(span)` sets the mark bits of the objects that survive (e.g.
-        span.setMarked(i)); with mark=None nothing survives.  Every mcache is
-        flushed first, as gcMarkTermination's prepareForSweep does."""
+        Sweep termination first (finishsweep_m: whatever the last cycle left
+        unswept), then every mcache is flushed, `mark(span)` sets the mark
+        bits of the objects that survive (e.g. span.setMarked(i); with
+        mark=None nothing survives), gcSweep flips sweepgen and each P runs
+        prepareForSweep, as at Go's mark termination.  In gcForceBlockMode
+        (the default) every span is swept before returning; in
+        gcBackgroundMode sweeping is left to sweepone, bgsweep, proportional
+        sweep, cacheSpan and the reclaimer."""
         h = self.mheap
+        _sweep.finishsweep_m(h)
         self.flush_mcaches()
         if mark is not None:
             for s in list(h.allspans):
                 mark(s)
-        _sweep.start_sweep_cycle(h)
+        _sweep.gcSweep(h, self.mcaches, mode)
         for c in self.mcaches:
-            c.flushGen = h.sweepgen
-        _sweep.finish_sweep(h)
+            c.prepareForSweep()
         self.numgc += 1
 
     def scavenge(self, nbytes: int | None = None) -> int:

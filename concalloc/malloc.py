@@ -17,6 +17,7 @@ a None test on the slow paths only.
 
 from __future__ import annotations
 
+from .gc.sweep import deductSweepCredit
 from .memory import Type
 from .sizeclasses import _SMALL_SPC_NOSCAN, _SMALL_SPC_SCAN, MAX_SMALL_SIZE, TINY_SIZE, TINY_SPAN_CLASS
 from .sysmem import PAGE_SHIFT, PAGE_SIZE, OutOfMemory
@@ -164,6 +165,7 @@ def _large(c, size: int, typ, needzero: bool) -> int:
     if npages > (h.sysmem.reserve_bytes >> PAGE_SHIFT):
         raise OutOfMemory(f"runtime: out of memory: cannot allocate {size}-byte block: larger than the "
                           f"whole {h.sysmem.reserve_bytes}-byte reservation")
+    deductSweepCredit(h, npages << PAGE_SHIFT, npages)  # allocLarge: pay for the pages first
     s = h.alloc(npages, int(typ is None))
     s.limit = s.startAddr + size
     s.freeindex = 1

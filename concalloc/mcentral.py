@@ -17,15 +17,24 @@ became empty to the mheap.
 heapLive accounting sits here, as in 1.14: cacheSpan counts every free slot of
 the span as allocated, uncacheSpan takes back what was not used.
 
+Sweeping here follows 1.19's cacheSpan: proportional sweep first
+(deductSweepCredit for a whole span, before the lock), and the span sweeps
+happen between sweep.active.begin() and end() through a sweepLocker, so
+sweep termination knows they are in flight.  A stale span given back by
+uncacheSpan is swept without a sweepLocker, as in Go: it is on no unswept
+queue, and mark termination's mcache flush is what waits for it.
+
 Protection: `lock` (rank MCENTRAL) guards nonempty, empty and the spans'
-`list` links; nmalloc is atomic; span sweepgen uses cas_attr/store_attr.
+`list` links; nmalloc is atomic; span sweepgen uses cas_attr/store_attr
+(ownership for sweeping only through sweepLocker.tryAcquire).
 """
 
 from __future__ import annotations
 
+from .gc.sweep import deductSweepCredit, sweepLocked
 from .mspan import MSpanList
-from .sizeclasses import class_to_allocnpages
-from .sync import AtomicInt, Rank, cas_attr, store_attr
+from .sizeclasses import class_to_allocnpages, class_to_size
+from .sync import AtomicInt, Rank, store_attr
 from .sysmem import PAGE_SHIFT
 from .check.violation import throw
 
@@ -41,59 +50,70 @@ class MCentral:
         self.npages = class_to_allocnpages[spanclass >> 1]
 
     def cacheSpan(self):
-        """Allocate a span to use in an mcache (oldCacheSpan)."""
-        from .gc.sweep import sweep_span
+        """Allocate a span to use in an mcache (oldCacheSpan, with 1.19's
+        sweep credit and sweepLocker)."""
         h = self.heap
+        deductSweepCredit(h, self.npages << PAGE_SHIFT, 0)
+        sl = h.sweep.active.begin()
         self.lock.lock()
-        sg = h.sweepgen
-        s = None
-        while s is None:
-            s, needs_sweep = self._find_in_nonempty(sg)
+        while True:
+            s, ss = self._find_in_nonempty(sl)
             if s is not None:
                 self.lock.unlock()
-                if needs_sweep:
-                    sweep_span(h, s, preserve=True)
+                if ss is not None:
+                    ss.sweep(True)
                 break
-            s, retry = self._find_in_empty(sg, sweep_span)
+            s, retry = self._find_in_empty(sl)
             if retry:
                 self.lock.lock()
                 continue
             if s is None:
                 self.lock.unlock()
-                s = self.grow()
-                with self.lock:
-                    self.empty.insertBack(s)
             break
+        if sl.valid:
+            h.sweep.active.end(sl)
+        if s is None:
+            s = self.grow()
+            with self.lock:
+                self.empty.insertBack(s)
         return self._havespan(s)
 
-    def _find_in_nonempty(self, sg: int):
+    def _find_in_nonempty(self, sl):
+        """(span, sweepLocked or None) from nonempty, moved to empty; lock held."""
+        sg = sl.sweepGen
         for s in self.nonempty:
-            if s.sweepgen == sg - 2 and cas_attr(s, "sweepgen", sg - 2, sg - 1):
-                self.nonempty.remove(s)
-                self.empty.insertBack(s)
-                return s, True
-            if s.sweepgen == sg - 1:
-                continue  # the background sweeper owns it
+            if s.sweepgen == sg - 2 and sl.valid:
+                ss = sl.tryAcquire(s)
+                if ss is not None:
+                    self.nonempty.remove(s)
+                    self.empty.insertBack(s)
+                    return s, ss
+            if s.sweepgen == sg - 1 or s.sweepgen == sg - 2:
+                continue  # another sweeper owns it (or just took it)
             self.nonempty.remove(s)
             self.empty.insertBack(s)
-            return s, False
-        return None, False
+            return s, None
+        return None, None
 
-    def _find_in_empty(self, sg: int, sweep_span):
+    def _find_in_empty(self, sl):
         """Returns (span, retry).  Called with the lock held; on a span or a
         retry the lock has been released."""
+        sg = sl.sweepGen
         for s in self.empty:
-            if s.sweepgen == sg - 2 and cas_attr(s, "sweepgen", sg - 2, sg - 1):
+            if s.sweepgen == sg - 2 and sl.valid:
+                ss = sl.tryAcquire(s)
+                if ss is None:
+                    continue
                 self.empty.remove(s)
                 self.empty.insertBack(s)
                 self.lock.unlock()
-                sweep_span(self.heap, s, preserve=True)
+                ss.sweep(True)
                 freeIndex = s.nextFreeIndex()
                 if freeIndex != s.nelems:
                     s.freeindex = freeIndex  # nextFreeIndex stepped past it
                     return s, False
                 return None, True
-            if s.sweepgen == sg - 1:
+            if s.sweepgen == sg - 1 or s.sweepgen == sg - 2:
                 continue
             break  # swept spans sit at the back: nothing further is usable
         return None, False
@@ -112,7 +132,6 @@ class MCentral:
 
     def uncacheSpan(self, s) -> None:
         """Return a span from an mcache (oldUncacheSpan)."""
-        from .gc.sweep import sweep_span
         h = self.heap
         sg = h.sweepgen
         stale = s.sweepgen == sg + 1
@@ -130,7 +149,7 @@ class MCentral:
                 if not stale:
                     h.gcController.update(-n * s.elemsize)
         if stale:
-            sweep_span(h, s, preserve=False)
+            sweepLocked(h, s).sweep(False)  # owned since the store of h-1 above
 
     def freeSpan(self, s, preserve: bool) -> bool:
         """Sweep freed objects in s: publish it, move it to nonempty if it was
@@ -158,35 +177,51 @@ class MCentral:
         """One object straight from the central lists, under the lock: the
         allocator with its per-P cache turned off (the contention experiment's
         baseline).  Returns (address, grew).  Spans stay on the lists; a span
-        that fills moves to empty.  Sweeping and growing happen under the lock
-        (both rank above it)."""
-        from .gc.sweep import sweep_span
+        that fills moves to empty.  Sweep credit for the one object is paid
+        before the lock; sweeping a span to use it (preserve: no other lock)
+        and growing happen under the lock.  Growing here skips the span
+        reclaimer, whose sweeps take mcentral locks."""
         h = self.heap
-        with self.lock:
-            sg = h.sweepgen
-            full, x = [], 0
-            for s in self.nonempty:        # no list changes while iterating: moves wait in `full`
-                if s.sweepgen == sg - 2 and cas_attr(s, "sweepgen", sg - 2, sg - 1):
-                    sweep_span(h, s, preserve=True)
-                elif s.sweepgen != sg:
-                    continue  # being swept by someone else
-                x = self._take_slot(s)
-                if not x or s.allocCount == s.nelems:
-                    full.append(s)
+        deductSweepCredit(h, class_to_size[self.spanclass >> 1], 0)
+        sl = h.sweep.active.begin()
+        try:
+            with self.lock:
+                x = self._alloc_from_lists(sl)
                 if x:
-                    break
-            for s in full:
-                self.nonempty.remove(s)
-                self.empty.insertBack(s)
-            if x:
-                return x, False
-            s = self.grow()
+                    return x, False
+                s = self.grow(reclaim=False)
+                x = self._take_slot(s)
+                if s.allocCount == s.nelems:
+                    self.empty.insertBack(s)
+                else:
+                    self.nonempty.insert(s)
+                return x, True
+        finally:
+            if sl.valid:
+                h.sweep.active.end(sl)
+
+    def _alloc_from_lists(self, sl) -> int:
+        """A slot from the first usable span on nonempty, sweeping unswept
+        spans on the way; 0 if none (lock held)."""
+        sg = sl.sweepGen
+        full, x = [], 0
+        for s in self.nonempty:        # no list changes while iterating: moves wait in `full`
+            if s.sweepgen == sg - 2 and sl.valid:
+                ss = sl.tryAcquire(s)
+                if ss is None:
+                    continue
+                ss.sweep(True)
+            elif s.sweepgen != sg:
+                continue  # being swept by someone else
             x = self._take_slot(s)
-            if s.allocCount == s.nelems:
-                self.empty.insertBack(s)
-            else:
-                self.nonempty.insert(s)
-            return x, True
+            if not x or s.allocCount == s.nelems:
+                full.append(s)
+            if x:
+                break
+        for s in full:
+            self.nonempty.remove(s)
+            self.empty.insertBack(s)
+        return x
 
     def _take_slot(self, s) -> int:
         """Allocate s's next free slot (lock held); 0 if it is full."""
@@ -199,9 +234,13 @@ class MCentral:
         h.gcController.update(s.elemsize)
         return s.startAddr + idx * s.elemsize
 
-    def grow(self):
-        """Allocate a fresh span of this class from the heap."""
-        return self.heap.alloc(self.npages, self.spanclass)
+    def grow(self, reclaim: bool = True):
+        """Allocate a fresh span of this class from the heap (mheap.alloc,
+        which reclaims first; reclaim=False goes straight to allocSpan)."""
+        h = self.heap
+        if reclaim:
+            return h.alloc(self.npages, self.spanclass)
+        return h.allocSpan(self.npages, self.spanclass)
 
     def all_spans(self) -> list:
         with self.lock:

@@ -12,11 +12,19 @@ second one marking released (scavenged) pages; the lowest run of n free pages
 is ``inuse.find(bytes(n), searchAddr)``.  Freed pages coalesce by
 construction.
 
+Before the heap grows, alloc runs the span reclaimer (reclaim): while a
+cycle's sweep is not done it sweeps in-use spans that hold no marked object
+(pageInUse &^ pageMarks, 512 pages per claimed chunk) until as many pages as
+the allocation needs have come back, so freed spans are reused before new
+pages are mapped.  allocSpan then scavenges synchronously toward the memory
+limit and the retained-heap goal (gc/scavenge.py scavenge_for_alloc).
+
 Protection: mheap.lock (rank MHEAP) guards the page bitmaps, the arena list,
 curArena, allspans, the spans lookup writes and the heapInUse/heapFree/
 heapReleased accounting.  sweepgen changes only with the world stopped.
 Reading the spans lookup (spanOf) takes no lock, as in Go: entries are
-single stores and callers check the span's state and bounds.
+single stores and callers check the span's state and bounds.  The sweep
+and reclaim fields state their protection where they are set up.
 """
 
 from __future__ import annotations
@@ -27,12 +35,16 @@ from .mcentral import MCentral
 from .mspan import MSPAN_DEAD, MSPAN_IN_USE, MSpan
 from .mstats import HeapStats
 from .gc.pacer import GCController
+from .gc.scavenge import scavengeGoals, scavengerState, scavenge_for_alloc
+from .gc.sweep import isSweepDone, sweepdata
 from .sizeclasses import NUM_SPAN_CLASSES
-from .sync import Rank, SyncContext
+from .sync import AtomicInt, Rank, SyncContext
 from .sysmem import (ARENA_BASE, HEAP_ARENA_SHIFT, PAGE_SHIFT, PAGE_SIZE,
                      PAGES_PER_ARENA, OutOfMemory, SysMem)
 
 PALLOC_CHUNK_PAGES = 512  # growth unit: 4 MiB
+PAGES_PER_RECLAIMER_CHUNK = 512  # pagesPerReclaimerChunk: pages one reclaim claim scans
+RECLAIM_DONE = 1 << 63           # reclaimIndex once every arena has been scanned
 _ONE = b"\x01"
 
 
@@ -118,8 +130,24 @@ class MHeap:
         self.allspans: dict[MSpan, None] = {}  # in-use spans; mheap.lock
         self.sweepgen = 0                   # world stopped
         self.gcphase = 0                    # world stopped: the collector's phase (0 off, 1 mark, 2 marktermination)
-        self.sweep_queue: list = []         # spans to sweep this cycle; list ops are atomic
-        self.stats = HeapStats()            # atomic helper
+        self.stats = HeapStats()            # atomic helper (pagesInUse, pagesSwept too)
+        # Sweeping (gc/sweep.py).  sweep: its own protections (atomics, events).
+        self.sweep = sweepdata(self)
+        # Proportional sweep, set by gcPaceSweeper (world stopped or mheap.lock);
+        # deductSweepCredit reads them racily and may store 0.0 to the rate, as Go.
+        self.sweepPagesPerByte = 0.0
+        self.sweepHeapLiveBasis = 0
+        self.pagesSweptBasis = AtomicInt(0)  # atomic; written last by gcPaceSweeper
+        # The span reclaimer: claims chunks with reclaimIndex, banks spare pages
+        # in reclaimCredit (both atomic); sweepArenas is the arena count at the
+        # flip (world stopped).
+        self.reclaimIndex = AtomicInt(0)
+        self.reclaimCredit = AtomicInt(0)
+        self.sweepArenas = 0
+        self.lastHeapInUse = 0              # world stopped: heapInUse at the last gcSweep
+        # Scavenging (gc/scavenge.py): goals (atomics) and bgscavenge's state.
+        self.scavenge = scavengeGoals()
+        self.scavenger = scavengerState(self)
         self.gcController = GCController()  # atomic fields
         self.invalidptr = True              # GODEBUG invalidptr=1
         self.recordTypes = False            # heapcheck=2: the debug type record (mbitmap); set before use
@@ -160,8 +188,8 @@ class MHeap:
         return s.startAddr + idx * s.elemsize, s, idx
 
     # --- growth ---
-    def grow(self, npage: int) -> None:
-        """Map more of the reservation (mheap.lock held)."""
+    def grow(self, npage: int) -> int:
+        """Map more of the reservation (mheap.lock held); returns the bytes mapped."""
         ask_pages = -(-npage // PALLOC_CHUNK_PAGES) * PALLOC_CHUNK_PAGES
         nbytes = ask_pages << PAGE_SHIFT
         base = self.curArenaEnd
@@ -176,15 +204,17 @@ class MHeap:
             self.arenas.append(HeapArena(ARENA_BASE + (len(self.arenas) << HEAP_ARENA_SHIFT)))
         self.pages.grow(ask_pages)
         self.stats.add(heapReleased=nbytes)
+        return nbytes
 
     # --- span allocation ---
     def allocSpan(self, npages: int, spanclass: int) -> MSpan:
         if npages <= 0:
             raise ValueError(f"allocSpan of {npages} pages")
+        growth = 0
         with self.lock:
             i, scav = self.pages.alloc(npages)
             if i < 0:
-                self.grow(npages)
+                growth = self.grow(npages)
                 i, scav = self.pages.alloc(npages)
                 if i < 0:
                     throw("mheap", "grew heap, but no adequate free space found")
@@ -203,6 +233,8 @@ class MHeap:
             self.stats.add(heapReleased=-(scav << PAGE_SHIFT),
                            heapFree=-(nbytes - (scav << PAGE_SHIFT)),
                            heapInUse=nbytes, pagesInUse=npages)
+        if growth or self.scavenge.memoryLimit.load() < (1 << 63) - 1:
+            scavenge_for_alloc(self, scav << PAGE_SHIFT, growth)
         initSpan(self, s)   # as Go's mcentral.grow / allocLarge: no object exists yet
         return s
 
@@ -247,6 +279,13 @@ class MHeap:
             self.arenas[ai].spans[off:off + n] = [s] * n
             page += n
 
+    def setPageMark(self, base: int) -> None:
+        """Mark the span starting at base as holding a marked object (world
+        stopped: gcSweep derives pageMarks from the mark bits)."""
+        page = (base - ARENA_BASE) >> PAGE_SHIFT
+        ai, off = divmod(page, PAGES_PER_ARENA)
+        self.arenas[ai].pageMarks[off >> 3] |= 1 << (off & 7)
+
     def _set_page_bit(self, base: int, on: bool) -> None:
         page = (base - ARENA_BASE) >> PAGE_SHIFT
         ai, off = divmod(page, PAGES_PER_ARENA)
@@ -258,8 +297,83 @@ class MHeap:
 
     # --- what mcentral and large allocation call ---
     def alloc(self, npages: int, spanclass: int) -> MSpan:
-        """mheap_.alloc: a fresh span (sweeping before allocating is the GC's job)."""
+        """mheap_.alloc: a fresh span; while sweeping is not done, first
+        sweep and reclaim at least npages, so the heap grows only if
+        sweeping could not free enough."""
+        if not isSweepDone(self):
+            self.reclaim(npages)
         return self.allocSpan(npages, spanclass)
+
+    # --- the span reclaimer ---
+    def reclaim(self, npage: int) -> None:
+        """Sweep and free spans with no marked object until npage pages have
+        come back to the heap (or every arena was scanned).  Pages freed by
+        other sweepers count first (reclaimCredit).  mheap.lock not held."""
+        if self.reclaimIndex.load() >= RECLAIM_DONE:
+            return
+        arenas = self.sweepArenas
+        locked = False
+        try:
+            while npage > 0:
+                credit = self.reclaimCredit.load()
+                if credit > 0:
+                    take = min(credit, npage)
+                    if self.reclaimCredit.cas(credit, credit - take):
+                        npage -= take
+                    continue
+                idx = self.reclaimIndex.add(PAGES_PER_RECLAIMER_CHUNK) - PAGES_PER_RECLAIMER_CHUNK
+                if idx // PAGES_PER_ARENA >= arenas:
+                    self.reclaimIndex.store(RECLAIM_DONE)
+                    break
+                if not locked:
+                    self.lock.lock()
+                    locked = True
+                nfound = self.reclaimChunk(idx, PAGES_PER_RECLAIMER_CHUNK)
+                if nfound <= npage:
+                    npage -= nfound
+                else:
+                    self.reclaimCredit.add(nfound - npage)
+                    npage = 0
+        finally:
+            if locked:
+                self.lock.unlock()
+
+    def reclaimChunk(self, pageIdx: int, n: int) -> int:
+        """Sweep the unmarked in-use spans that start in pages [pageIdx,
+        pageIdx+n); returns the pages freed.  Called with mheap.lock held; drops
+        it around each sweep (sweeping takes mcentral locks, which rank below)."""
+        sl = self.sweep.active.begin()
+        if not sl.valid:
+            return 0
+        nfreed = 0
+        while n > 0:
+            ha = self.arenas[pageIdx // PAGES_PER_ARENA]
+            arenaPage = pageIdx % PAGES_PER_ARENA
+            lo = arenaPage >> 3
+            hi = min(lo + (n >> 3), len(ha.pageInUse))
+            inUse, marked = ha.pageInUse, ha.pageMarks
+            for i in range(lo, hi):
+                inUseUnmarked = inUse[i] & ~marked[i]
+                if not inUseUnmarked:
+                    continue
+                for j in range(8):
+                    if inUseUnmarked & (1 << j):
+                        s = ha.spans[(i << 3) + j]
+                        ss = sl.tryAcquire(s)
+                        if ss is not None:
+                            npages = s.npages
+                            self.lock.unlock()
+                            try:
+                                if ss.sweep(False):
+                                    nfreed += npages
+                            finally:
+                                self.lock.lock()
+                            # spans nearby may have been freed meanwhile: reload
+                            inUseUnmarked = inUse[i] & ~marked[i]
+            pageIdx += (hi - lo) << 3
+            n -= (hi - lo) << 3
+        self.sweep.active.end(sl)
+        return nfreed
 
     def close(self) -> None:
         self.sysmem.close()

@@ -181,10 +181,10 @@ def test_heaplive_release_skips_stale_spans(heap):
     for _ in range(10):
         heap.malloc(64)
     live = heap_live(heap)
-    gcsweep.start_sweep_cycle(h)                   # the cached span is now stale (h+1)
+    gcsweep.gcSweep(h, heap.mcaches)                   # the cached span is now stale (h+1)
     heap.mcaches[0].prepareForSweep()              # uncaches it: swept, not corrected
     assert heap_live(heap) == live
-    gcsweep.finish_sweep(h)
+    gcsweep.finishsweep_m(h)
     heap.verify()
 
 
@@ -332,7 +332,7 @@ def test_cache_span_sweeps_unswept_span_on_nonempty(heap):
     assert s in central.nonempty
     for i in range(5):
         s.setMarked(i)
-    gcsweep.start_sweep_cycle(h)
+    gcsweep.gcSweep(h, heap.mcaches)
     sg = h.sweepgen
     assert s.sweepgen == sg - 2
     y = heap.malloc(64)                 # refill: cacheSpan finds s, sweeps it, uses it
@@ -341,7 +341,7 @@ def test_cache_span_sweeps_unswept_span_on_nonempty(heap):
     assert s.sweepgen == sg + 3 and s.allocCount == 6
     assert s in central.empty           # cached spans sit on empty
     assert h.stats.snapshot()["smallFreeCount"][size_to_class(64)] == 5
-    gcsweep.finish_sweep(h)
+    gcsweep.finishsweep_m(h)
     heap.verify()
 
 
@@ -353,11 +353,11 @@ def test_cache_span_sweeps_unswept_span_on_empty(heap):
     assert s in central.empty and not central.nonempty
     for i in range(0, 128, 2):
         s.setMarked(i)
-    gcsweep.start_sweep_cycle(h)
+    gcsweep.gcSweep(h, heap.mcaches)
     y = heap.malloc(64)
     assert span_of(heap, y) is s and y == s.startAddr + 64   # slot 1, freed by the sweep
     assert s.sweepgen == h.sweepgen + 3 and s.allocCount == 65
-    gcsweep.finish_sweep(h)
+    gcsweep.finishsweep_m(h)
     heap.verify()
 
 
@@ -368,11 +368,11 @@ def test_cache_span_retries_when_sweep_frees_nothing(heap):
     s, central = _central(heap, xs[0])
     for i in range(128):
         s.setMarked(i)
-    gcsweep.start_sweep_cycle(h)
+    gcsweep.gcSweep(h, heap.mcaches)
     y = heap.malloc(64)
     assert span_of(heap, y) is not s            # still full after the sweep: grow
     assert s.sweepgen == h.sweepgen and s in central.empty and s.allocCount == 128
-    gcsweep.finish_sweep(h)
+    gcsweep.finishsweep_m(h)
     heap.verify()
 
 
@@ -382,7 +382,7 @@ def test_stale_cached_span_swept_when_uncached(heap):
     s, central = _central(heap, xs[0])
     for i in range(3):
         s.setMarked(i)
-    gcsweep.start_sweep_cycle(h)                # without flushing: s goes stale
+    gcsweep.gcSweep(h, heap.mcaches)                # without flushing: s goes stale
     sg = h.sweepgen
     assert s.sweepgen == sg + 1
     heap.verify()                               # stale and cached is a legal state
@@ -390,7 +390,7 @@ def test_stale_cached_span_swept_when_uncached(heap):
     assert heap.mcaches[0].flushGen == sg
     assert s.sweepgen == sg and s.allocCount == 3 and s.freeindex == 0
     assert s in central.nonempty
-    gcsweep.finish_sweep(h)
+    gcsweep.finishsweep_m(h)
     heap.verify()
     assert heap.read_memstats()["HeapObjects"] == 3
 

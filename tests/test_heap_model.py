@@ -4,8 +4,9 @@ The model is the set of objects the program still holds: address, size,
 the bytes last written into it.  Rules allocate every kind of object (zero,
 tiny, small noscan, small scan with pointer words, large) on random Ps,
 write patterns and pointers, drop references, sweep with exactly the held
-objects marked (or those plus some garbage kept alive), release mcaches,
-read MemStats and scavenge.  After every step: verify_heap passes, no two
+objects marked (or those plus some garbage kept alive; at once, or flipped
+and left to sweepone, proportional sweep, cacheSpan and the reclaimer),
+release mcaches, read MemStats and scavenge.  After every step: verify_heap passes, no two
 held objects share a byte, each one's span and slot agree with findObject,
 and every byte written earlier reads back unchanged.  A freshly allocated
 object must read as zeros (needzero and the tiny allocator's clearing).
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 
 from concalloc import Heap
+from concalloc.gc.sweep import gcBackgroundMode, gcPaceSweeper, isSweepDone, sweepone
 from concalloc.malloc import ZEROBASE
 from concalloc.memory import Type, ptr_type
 from concalloc.mspan import MSPAN_IN_USE
@@ -206,6 +208,26 @@ class HeapModel(RuleBasedStateMachine):
         for s, idxs in keep.items():
             assert set(s.allocated_indices()) == idxs and s.allocCount == len(idxs)
         self.ghosts = {g.seq: g for g in kept_ghosts}
+
+    @rule(data=st.data())
+    def sweep_background(self, data):
+        """Mark termination without sweeping: the spans are swept later, by
+        sweep_some, proportional sweep (when paced), cacheSpan, the span
+        reclaimer, or the next cycle's sweep termination."""
+        ghosts = list(self.ghosts.values())
+        kept = [g for g in ghosts if data.draw(st.booleans())] if ghosts else []
+        keep = self._marks(list(self.live.values()) + kept)
+        self.h.sweep_cycle(lambda s: [s.setMarked(i) for i in keep.get(s, ())], mode=gcBackgroundMode)
+        self.ghosts = {g.seq: g for g in kept}
+        if data.draw(st.booleans()):
+            gcPaceSweeper(self.m, self.m.gcController.heapLive.load() + data.draw(st.integers(0, 4 << 20)))
+
+    @rule(n=st.integers(1, 20))
+    def sweep_some(self, n):
+        for _ in range(n):
+            if sweepone(self.m) == -1:
+                assert isSweepDone(self.m)
+                break
 
     @rule(p=st.integers(0, NPROCS - 1))
     def release_mcache(self, p):

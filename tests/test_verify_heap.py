@@ -263,6 +263,12 @@ CASES = [
      _flip_bit(lambda k: k.large_scan, 1, mbitmap.BIT_POINTER)),
     ("heapbits-wrong-bitmap", "span.heap_bits", "not those of the arenas",
      _set(lambda k: k.scan, "heapBits", lambda k: bytearray(len(k.scan.heapBits)))),
+    # sweep.state
+    ("sweeper-in-flight", "sweep.state", "sweepers in flight", lambda k: k.m.sweep.active.state.add(1)),
+    ("unswept-after-done", "sweep.state", "sweep is done",
+     _set(lambda k: k.partial, "sweepgen", lambda k: k.m.sweepgen - 2)),
+    ("unswept-span-lost", "sweep.state", "not in the unswept queues",
+     lambda k: (k.m.sweep.active.state.store(0), setattr(k.partial, "sweepgen", k.m.sweepgen - 2))),
 ]
 
 
@@ -358,9 +364,9 @@ def test_sweep_increased_allocation_count(heap):
 
 
 def test_sweep_bad_span_state(heap):
-    from concalloc.gc.sweep import sweep_span
+    from concalloc.gc.sweep import sweepLocked
     x = heap.malloc(64)
     s = span_of(heap, x)
     heap.flush_mcaches()
     with pytest.raises(SweepError, match="bad span state"):
-        sweep_span(heap.mheap, s, preserve=False)   # not acquired: sweepgen is h, not h-1
+        sweepLocked(heap.mheap, s).sweep(False)   # not acquired: sweepgen is h, not h-1

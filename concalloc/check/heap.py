@@ -38,6 +38,10 @@ it can recount from the structures themselves.
                           and clear from there to the object's end.  With the
                           heapcheck=2 type record (mbitmap), each object's
                           bits equal its type's exactly
+    sweep.state           no sweeper in flight (sweep.active); once the cycle's
+                          sweep is done no span needs sweeping; before that,
+                          every uncached span that needs sweeping is still on
+                          an unswept queue (none was lost)
 """
 
 from __future__ import annotations
@@ -367,6 +371,22 @@ def _check_bits_type(s, x: int, n: int, raw: bytes, sh: int, typ, size: int) -> 
         _fail("span.heap_bits", f"object {x:#x} ({size} bytes of type {typ.name}, pointer words "
               f"{list(typ.ptrwords)}): word {_word_of(p & ~4, sh)}'s {which} bit is {have}, its type says "
               f"{1 - have}", span=s, address=x)
+def check_sweep_state(heap) -> None:
+    h = heap.mheap
+    sw = h.sweep
+    n = sw.active.sweepers()
+    if n:
+        _fail("sweep.state", f"{n} sweepers in flight at a stop-the-world check")
+    unswept = [s for s in h.allspans if s.sweepgen == h.sweepgen - 2]
+    if not unswept:
+        return
+    if sw.active.isDone():
+        _fail("sweep.state", "sweep is done but a span still needs sweeping", span=unswept[0])
+    queued = {id(s) for q in sw.unswept for s in q.spans[q.head.load():]}
+    for s in unswept:
+        if id(s) not in queued:
+            _fail("sweep.state", "a span that needs sweeping is not in the unswept queues: "
+                  "no sweeper will reach it", span=s)
 
 
 INVARIANTS = (
@@ -380,6 +400,7 @@ INVARIANTS = (
     ("heap.objects", check_heap_objects),
     ("mcache.tiny", check_mcache_tiny),
     ("span.heap_bits", check_heap_bits),
+    ("sweep.state", check_sweep_state),
 )
 
 

@@ -46,6 +46,7 @@ from ..check.violation import Violation, throw
 from ..sync import AtomicInt, Rank
 from . import checkmark as _checkmark
 from . import mark as _mark
+from . import scavenge as _scavenge
 from . import sweep as _sweep
 from .barrier import make_barrier, wbBufFlush1
 from .gctrace import format_gctrace
@@ -79,11 +80,13 @@ class GC:
         self.ctl.init(cfg.gogc, cfg.memory_limit)
         self.lists = WorkLists(rt.sync)
         self.lock = rt.sync.mutex("gc.ctl", Rank.GC_CTRL)
+        # Background work that is no P (the scavenger) holds bg_gate while it
+        # works; a stop-the-world check takes it to see the heap at rest.
+        self.bg_gate = rt.sync.mutex("gc.bgwork", Rank.BG_GATE)
         self.kick_cond = rt.sync.cond(self.lock, "gc.kick")
         self.work_cond = rt.sync.cond(self.lock, "gc.work")
         self.done_cond = rt.sync.cond(self.lock, "gc.markdone")
         self.cycle_cond = rt.sync.cond(self.lock, "gc.cycle")
-        self.sweep_cond = rt.sync.cond(self.lock, "gc.bgsweep")
         self.phase = GC_OFF                 # world stopped
         self.blackenEnabled = False         # world stopped (or lock, see markdone)
         self.barrier_kind = cfg.barrier
@@ -99,9 +102,6 @@ class GC:
         self.started = 0                    # lock: started cycles
         self.stopping = False               # lock: the mutators are done
         self.exiting = False                # lock: the collector thread is done; helpers exit
-        self.sweeping = False               # lock: the background sweeper has work
-        self.sweepers = AtomicInt(0)        # background sweeps in flight
-        self.sweep_waiting = False          # lock: finishsweep_m waits for sweepers to reach 0
         self.assist_work = AtomicInt(0)
         self.bytesMarked = AtomicInt(0)
         self.bg_cpu_ns = AtomicInt(0)
@@ -139,6 +139,7 @@ class GC:
         for i in range(self.nworkers):
             start(f"gcw{i}", lambda i=i: self._worker_main(GCWork(self.lists, f"gcw{i}")))
         start("bgsweep", self._bgsweep_main)
+        start("bgscavenge", self._bgscavenge_main)
 
     def stop(self) -> None:
         """The last mutator is done: finish the cycle in flight, then exit."""
@@ -167,8 +168,9 @@ class GC:
             with self.lock:
                 self.stopping = self.exiting = True
                 self.work_cond.notify_all()
-                self.sweep_cond.notify_all()
                 self.cycle_cond.notify_all()
+            self.h.sweep.wake()
+            self.h.scavenger.wake()
 
     def _worker_main(self, gcw) -> None:
         """gcBgMarkWorker: a dedicated mark worker."""
@@ -203,28 +205,15 @@ class GC:
         return self.markrootNext < self.markrootJobs or self.lists.nfull > 0
 
     def _bgsweep_main(self) -> None:
-        """bgsweep: sweep the previous cycle's spans one at a time."""
-        h = self.h
         try:
-            while True:
-                with self.lock:
-                    while not self.sweeping and not self.exiting:
-                        self.sweep_cond.wait()
-                    if self.exiting and not self.sweeping:
-                        return
-                while True:
-                    self.sweepers.add(1)
-                    try:
-                        npages = _sweep.sweepone(h)
-                    finally:
-                        if self.sweepers.add(-1) == 0 and self.sweep_waiting:
-                            with self.lock:
-                                self.sweep_cond.notify_all()
-                    if npages == -1:
-                        break
-                    self.yp("sweep.span")
-                with self.lock:
-                    self.sweeping = False
+            _sweep.bgsweep(self.h, lambda: self.exiting, lambda label: self.yp(label))
+        except Violation as v:
+            self.rt.sched.fail(v)
+
+    def _bgscavenge_main(self) -> None:
+        try:
+            _scavenge.bgscavenge(self.h, lambda: self.exiting, yield_point=lambda label: self.yp(label),
+                                 gate=self.bg_gate)
         except Violation as v:
             self.rt.sched.fail(v)
 
@@ -353,19 +342,15 @@ class GC:
         try:
             self.finishsweep_m()
             self.flush_mcaches(keep_tiny=True)
-            self.rt.heap.verify()
+            with self.bg_gate:
+                self.rt.heap.verify()
         finally:
             self.world.startTheWorld()
 
     def finishsweep_m(self) -> None:
         """Sweep whatever the previous cycle left unswept, then wait for the
         background sweep in flight (world stopped)."""
-        _sweep.finish_sweep(self.h)
-        with self.lock:
-            self.sweep_waiting = True
-            while self.sweepers.load():
-                self.sweep_cond.wait()
-            self.sweep_waiting = False
+        _sweep.finishsweep_m(self.h)
 
     def flush_mcaches(self, keep_tiny: bool = False) -> None:
         """Every P's cached spans go back to their mcentrals (world stopped);
@@ -487,12 +472,15 @@ class GC:
         rec["background_work"] = ctl.heapScanWork.load() - self.assist_work.load()
         rec["assist_work"] = self.assist_work.load()
         rec["barrier_calls"] = sum(p.wbCalls for p in self.allp)
-        _sweep.start_sweep_cycle(h)
+        lastHeapGoal = ctl.heapGoal()
+        _sweep.gcSweep(h, [p.mcache for p in self.allp])
         for p in self.allp:
-            p.mcache.flushGen = h.sweepgen
+            p.mcache.prepareForSweep()
         ctl.syncHeapStats(h.stats.snapshot())
         ctl.lastHeapInUse = ctl.heapInUse.load()
-        ctl.gcControllerCommit(False)
+        commit = ctl.gcControllerCommit(False)
+        _sweep.gcPaceSweeper(h, commit.trigger)
+        _scavenge.gcPaceScavenger(h, ctl.memoryLimit.load(), commit.heapGoal, lastHeapGoal)
         rec["next_goal"] = ctl.heapGoal()
         rec["next_trigger"] = ctl.trigger()[0]
         end = self.clock()
@@ -500,8 +488,6 @@ class GC:
         rec["end_ns"] = end - self.t0
         with self.lock:
             self.numgc += 1
-            self.sweeping = True
-            self.sweep_cond.notify_all()
             self.cycle_cond.notify_all()
         self.pause_ns.append(rec["clock_ns"][0] + rec["clock_ns"][2])
         self.pause_end.append(end)

@@ -27,6 +27,7 @@ class Rank(IntEnum):
     GC_WORK = 5           # global GC work lists (work.full / work.empty)
     SCHED = 6             # sched.lock: P states and the stop-the-world handshake
     GC_CTRL = 7           # the collector's control state: triggers, mark workers, cycle count
+    BG_GATE = 8           # background runtime work (scavenging) vs stop-the-world checks
     MCENTRAL = 10         # mcentral.lock, one per span class (Go <= 1.14)
     GC_BITS_ARENAS = 11   # gcBitsArenas.lock
     WBUF_SPANS = 12       # work.wbufSpans.lock
