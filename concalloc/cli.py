@@ -4,6 +4,7 @@ Subcommands:
     run           the demo: the whole runtime on sensible defaults
     contention    the contention experiment: Ps x mcache on/off -> table, CSV, JSON, PNG
     sizeclasses   Go's size-class table, as sizeclasses.go prints it (--json)
+    calibrate     measure Go 1.19 here and write the virtual-time cost table
     version
 
 Exit codes: 0 ok; 1 an invariant violation; 2 bad arguments or config (one
@@ -78,13 +79,32 @@ def _cmd_contention(args) -> int:
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if not args.json else None
     rows = run_grid(cfg, procs, caches, progress=say)
     title = (f"{cfg.workload} workload, {cfg.steps or cfg.seconds} {'steps' if cfg.steps else 's'} per run, "
-             f"scheduler {cfg.scheduler}, seed {cfg.seed}")
+             f"scheduler {cfg.scheduler}, seed {cfg.seed}"
+             + (", clock: virtual ns (one core per P)" if cfg.scheduler == "vtime" else
+                ", clock: wall ns" if cfg.scheduler == "os" else ", clock: scheduler steps"))
     paths = write_outputs(rows, cfg, args.out, title)
     if args.json:
         print(json.dumps({"config": cfg.to_dict(), "rows": rows, "files": paths}))
     else:
         print(grid_table(rows))
         print("\nwrote " + ", ".join(paths.values()))
+    return EXIT_OK
+
+
+def _cmd_calibrate(args) -> int:
+    from .calibrate import calibrate
+    if not args.json:
+        print("running the Go benchmarks (GOMAXPROCS=1); this takes a minute or two ...", file=sys.stderr)
+    r = calibrate(args.out, go=args.go, benchtime=args.benchtime, raw_in=args.from_output,
+                  raw_out=args.save_output)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print(f"wrote {args.out}: {len(r['ns'])} prices, {r['meta']['go']} on {r['meta']['machine']}")
+        for k in ("lock", "load", "store", "store.wb", "memclr", "alloc.tiny", "alloc.small.5",
+                  "mcentral.critical", "mheap.alloc.page", "gc.mark.object", "gc.mark.ptr"):
+            if k in r["ns"]:
+                print(f"  {k:18} {r['ns'][k]:10.4g} ns")
     return EXIT_OK
 
 
@@ -104,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("contention", help="lock contention vs Ps, mcache on and off (table, CSV, JSON, PNG)")
     add_run_arguments(c, grid=True)
     c.set_defaults(func=_cmd_contention)
+    k = sub.add_parser("calibrate", help="measure Go 1.19 on this machine and write the vtime cost table")
+    from .calibrate import GO
+    k.add_argument("--out", default="costs.toml", help="the table to write (default costs.toml)")
+    k.add_argument("--go", default=GO, help=f"the go command (default {GO})")
+    k.add_argument("--benchtime", default="100ms", help="go test -benchtime (default 100ms, 5 runs each)")
+    k.add_argument("--from-output", default=None, metavar="FILE",
+                   help="fit a saved `go test -bench` output instead of running Go")
+    k.add_argument("--save-output", default=None, metavar="FILE", help="keep the Go output")
+    k.add_argument("--json", action="store_true", help="print the meta and prices as JSON")
+    k.set_defaults(func=_cmd_calibrate)
     return p
 
 

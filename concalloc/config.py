@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-SCHEDULERS = ("os", "random", "pct", "replay")
+SCHEDULERS = ("os", "random", "pct", "replay", "vtime")
 WORKLOADS = ("ring", "tree", "churn", "graph", "burst")
 
 
@@ -53,6 +53,8 @@ class Config:
     pct_k: int = 2000
     replay_file: str | None = None
     hang_seconds: float = 30.0           # os: watchdog
+    cost_table: str | None = None        # vtime: the cost table (None: the shipped default)
+    costs: tuple = ()                    # vtime: what-if knobs, "KEY=+500ns" / "KEY=x4" / "KEY=0"
     # workload
     workload: str = "ring"
     steps: int | None = None             # allocations per mutator
@@ -105,6 +107,8 @@ class Config:
             raise ConfigError("seconds", f"must be a positive number, got {self.seconds!r}")
         _int_in("live", self.live, 1, 10**8)
         _int_in("size", self.size, 0, 1 << 40)
+        if (self.cost_table or self.costs) and self.scheduler != "vtime":
+            raise ConfigError("costs", "a cost table and --cost knobs need --scheduler vtime")
         if not (isinstance(self.hang_seconds, (int, float)) and self.hang_seconds > 0):
             raise ConfigError("hang_seconds", f"must be positive, got {self.hang_seconds!r}")
 

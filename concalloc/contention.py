@@ -28,6 +28,9 @@ def run_cell(cfg, procs: int, cache: bool) -> list[dict]:
         res.error.add_note(f"in the contention grid's run with {procs} Ps, cache {'on' if cache else 'off'}")
         raise res.error
     allocs = sum(m["allocs"] for m in res.mutators.values())
+    clock = "virtual" if res.vtime else ("wall" if cfg.scheduler == "os" else "steps")
+    # throughput over the run's own clock: virtual seconds under vtime, else wall seconds
+    seconds = res.vtime["makespan_ns"] * 1e-9 if res.vtime else res.elapsed
     rows = []
     for cls, st in sorted(res.locks.get("classes", {}).items()):
         acq, cont = st["acquisitions"], st["contended"]
@@ -36,8 +39,8 @@ def run_cell(cfg, procs: int, cache: bool) -> list[dict]:
             "acquisitions": acq, "contended": cont,
             "contention_rate": cont / acq if acq else 0.0,
             "mean_wait": st["wait_total"] / cont if cont else 0.0,
-            "wait_total": st["wait_total"], "unit": res.locks.get("unit", "ns"),
-            "allocs": allocs, "allocs_per_s": allocs / res.elapsed if res.elapsed else 0.0,
+            "wait_total": st["wait_total"], "unit": res.locks.get("unit", "ns"), "clock": clock,
+            "allocs": allocs, "allocs_per_s": allocs / seconds if seconds else 0.0,
             "acq_per_alloc": acq / allocs if allocs else 0.0,
         })
     return rows
@@ -58,8 +61,11 @@ def grid_table(rows: list[dict], classes=CLASSES) -> str:
     body = [[r["lock_class"], r["cache"], r["procs"], f"{r['acquisitions']:,}", f"{r['contended']:,}",
              f"{100 * r['contention_rate']:.2f}%", f"{r['mean_wait']:,.0f} {r['unit']}",
              f"{r['acq_per_alloc']:.4f}", f"{r['allocs_per_s']:,.0f}"] for r in shown]
+    clock = rows[0].get("clock", "wall") if rows else "wall"
+    per_s = "allocs/vs" if clock == "virtual" else "allocs/s"
     return table(["lock class", "cache", "Ps", "acquired", "contended", "rate", "mean wait",
-                  "acq/alloc", "allocs/s"], body, title="lock contention by lock class")
+                  "acq/alloc", per_s], body,
+                 title=f"lock contention by lock class ({clock} clock)")
 
 
 def write_csv(rows: list[dict], path: str) -> None:
@@ -98,7 +104,9 @@ def plot(rows: list[dict], path: str, title: str, classes=CLASSES) -> None:
     ax_rate.set(xlabel=xlabel, ylabel="contended / all acquisitions (%)", title="contention rate")
     ax_per.set(xlabel=xlabel, ylabel="contended acquisitions per 1000 allocations",
                title="contention per allocation")
-    ax_wait.set(xlabel=xlabel, ylabel=f"mean wait per contended acquisition ({wait_unit})", title="mean wait")
+    clock = rows[0].get("clock", "wall") if rows else "wall"
+    ax_wait.set(xlabel=xlabel, ylabel=f"mean wait per contended acquisition ({clock} {wait_unit})",
+                title=f"mean wait ({clock} clock)")
     procs = sorted({r["procs"] for r in rows})
     for ax in (ax_rate, ax_per, ax_wait):
         ax.set_xscale("log", base=2)

@@ -50,11 +50,17 @@ def add_run_arguments(p, grid: bool = False) -> None:
         s.add_argument("--replay", default=None, metavar="FILE", help="replay a saved schedule")
         s.add_argument("--save-schedule", default=None, metavar="FILE", help="save the controlled schedule")
     s.add_argument("--hang-seconds", type=float, default=d.hang_seconds, help="os: watchdog timeout")
+    s.add_argument("--cost", action="append", default=[], metavar="KEY=+500ns|xN|0",
+                   help="vtime: change one cost (repeatable), e.g. mheap.lock=+500ns, memclr=0")
+    s.add_argument("--cost-table", default=None, metavar="FILE",
+                   help="vtime: the cost table (default: the one shipped, measured with Go 1.19)")
     o = p.add_argument_group("checking and output")
     o.add_argument("--godebug", default="", help="e.g. heapcheck=2,invalidptr=1,lockrank=1")
     if not grid:  # the grid measures locks, so their statistics are always on there
         o.add_argument("--no-lock-stats", action="store_true", help="turn lock statistics off")
         o.add_argument("--trace", default=None, metavar="FILE", help="write a Chrome/Perfetto trace")
+        o.add_argument("--vtime-report", nargs="?", const="-", default=None, metavar="PNG",
+                       help="vtime: where virtual time went per thread (and a PNG if a path is given)")
     o.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -66,7 +72,8 @@ def config_from_args(args) -> Config:
                  size=args.size, noscan=args.noscan, scheduler=scheduler, seed=args.seed,
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
                  pct_k=args.pct_k, replay_file=replay, hang_seconds=args.hang_seconds,
-                 lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None))
+                 lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None),
+                 cost_table=getattr(args, "cost_table", None), costs=tuple(getattr(args, "cost", ()) or ()))
     return Config.from_godebug(args.godebug, cfg) if args.godebug else cfg
 
 
@@ -100,7 +107,8 @@ def lock_tables(locks: dict, unit: str, top: int = 8) -> str:
 
 def stw_table(stw: dict) -> str:
     rows = [[r, d["count"], f"{d['stopping_total']:,}", f"{d['stopping_max']:,}",
-             f"{d['stopped_total']:,}", f"{d['stopped_max']:,}", d["unit"]] for r, d in stw.items()]
+             f"{d['stopped_total']:,}", f"{d['stopped_max']:,}",
+             ("virtual " if d.get("clock") == "virtual" else "") + d["unit"]] for r, d in stw.items()]
     return table(["reason", "pauses", "time to stop", "max", "time stopped", "max", "unit"], rows,
                  title="stop-the-world pauses")
 
@@ -116,8 +124,12 @@ def print_report(res) -> None:
     if res.memstats:
         print(memstats_table(res.memstats))
         print()
+    if res.vtime:
+        from .vtimereport import summary_line
+        print(summary_line(res.vtime, res.mutators) + "\n")
     if res.locks:
-        print(lock_tables(res.locks, res.locks["unit"]))
+        unit = res.locks["unit"] if not res.vtime else "virtual ns"
+        print(lock_tables(res.locks, unit))
         print()
     if res.stw:
         print(stw_table(res.stw))
@@ -137,7 +149,11 @@ def run_demo(args) -> int:
     if args.save_schedule and not cfg.controlled():
         raise ConfigError("save_schedule", "only a controlled run has a schedule to save "
                                            "(use --scheduler random or pct, with --steps)")
-    for path, field in ((args.trace, "trace"), (args.save_schedule, "save_schedule")):
+    report = getattr(args, "vtime_report", None)
+    if report and cfg.scheduler != "vtime":
+        raise ConfigError("vtime_report", "--vtime-report needs --scheduler vtime")
+    for path, field in ((args.trace, "trace"), (args.save_schedule, "save_schedule"),
+                        (report if report != "-" else None, "vtime_report")):
         if path:
             _check_writable(path, field)
     progress = None if args.json else _progress_line
@@ -151,6 +167,12 @@ def run_demo(args) -> int:
         print(json.dumps(res.to_json(), default=str))
     else:
         print_report(res)
+    if report and res.vtime:
+        from .vtimereport import breakdown_table, breakdown_png
+        if not args.json:
+            print("\n" + breakdown_table(res.vtime))
+        if report != "-":
+            breakdown_png(res.vtime, report)
     if res.error is not None:
         print(f"\nconcalloc: run ended with {type(res.error).__name__}:\n{res.error}", file=sys.stderr)
     return res.exit_code

@@ -24,6 +24,9 @@ def with_run_bounds(cfg: Config) -> Config:
 def scheduler_options(cfg: Config) -> dict:
     if cfg.scheduler == "os":
         return {"noise": cfg.noise, "switch_interval": cfg.switch_interval}
+    if cfg.scheduler == "vtime":
+        from .costmodel import load
+        return {"costs": load(cfg.cost_table, cfg.costs)}
     if cfg.scheduler == "pct":
         return {"depth": cfg.pct_depth, "pct_k": cfg.pct_k}
     if cfg.scheduler == "replay":
@@ -51,6 +54,10 @@ def replay_command(cfg: Config, cache: bool = True) -> str:
             parts += [flag, shlex.quote(str(d[k]))]
     if d["noscan"]:
         parts.append("--noscan")
+    if d["cost_table"]:
+        parts += ["--cost-table", shlex.quote(d["cost_table"])]
+    for knob in d["costs"]:
+        parts += ["--cost", shlex.quote(knob)]
     if not cache:
         parts += ["--cache", "off"]
     if not d["lock_stats"]:

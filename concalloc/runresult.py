@@ -34,11 +34,14 @@ class RunResult:
     sched: dict = field(default_factory=dict)
     mutators: dict = field(default_factory=dict)
     elapsed: float = 0.0
+    vtime: dict | None = None          # --scheduler vtime: clocks and their breakdown
 
     def to_json(self) -> dict:
         d = {"config": self.config, "exit_code": self.exit_code, "memstats": self.memstats,
              "locks": self.locks, "stw": self.stw, "violations": self.violations,
              "sched": self.sched, "mutators": self.mutators, "elapsed_s": round(self.elapsed, 3)}
+        if self.vtime is not None:
+            d["vtime"] = self.vtime
         if self.event_log_hash is not None:
             d["event_log_hash"] = self.event_log_hash
         if self.error is not None and not isinstance(self.error, Violation):

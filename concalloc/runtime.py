@@ -77,6 +77,7 @@ class Runtime:
         self.nchecks = 0                 # the collector thread only
         self.heap.mheap.on_refill = self._on_alloc_slow_path
         self.heap.mheap.on_large_alloc = lambda c, s: self._on_alloc_slow_path(c)
+        self.sched.attach_runtime(self)  # vtime: bind the cost hooks
 
     # --- the allocation slow path's trigger test ---
     def _on_alloc_slow_path(self, c) -> None:
@@ -245,6 +246,10 @@ class Runtime:
         res.mutators = {m.name: {"allocs": m.nalloc, "ptr_ops": m.nptr} for m in self.mutators}
         res.sched = {"kind": self.sched.kind, "seed": cfg.seed, "steps": self.sched.steps,
                      "checks": self.nchecks}
+        if hasattr(self.sched, "summary"):   # vtime: where virtual time went
+            res.vtime = self.sched.summary(res.mutators, cfg.procs)
+            for d in [res.locks, *res.stw.values()]:
+                d["clock"] = "virtual"
         if self.events is not None and cfg.controlled():
             res.event_log_hash = self.events.event_log_hash()
         if cfg.trace and self.events is not None:

@@ -1,0 +1,300 @@
+"""Virtual time: a controlled scheduler that simulates one core per thread.
+
+``--scheduler vtime`` is the controlled scheduler (controlled.py: real
+threads, one running at a time, the baton passed at yield points) with a
+virtual clock on every managed thread -- each P, the collector and any
+thread it starts -- and one rule for who runs next:
+
+    the runnable thread with the smallest clock runs; ties go by the seed.
+
+That is a discrete-event simulation of a machine with one core per thread.
+The clocks move in three ways:
+
+* **work**: a yield point ``label`` first charges ``cost(label)`` (costmodel.py),
+  then decides; hooks bound when the runtime is built (``attach_runtime``)
+  charge what a label cannot say: the size class of an allocation, memclr
+  per byte, mheap pages, the write barrier, each lock class's critical
+  section.  A thread runs from one yield point to the next atomically, and
+  its clock at a decision is the time at which what it does next happens.
+* **waiting**: a thread blocked in the sync layer (a Mutex held by another,
+  a Cond not notified, an Event not set, a join, the stop-the-world
+  handshake) is woken at the decision of the thread that made its wait
+  condition true, and its clock jumps to that thread's clock.  The jump is
+  the wait, in virtual ns: lock statistics, STW pauses and the per-thread
+  breakdown all read it.  A waiter whose condition is made false again
+  before it ran waits anew.
+* **spawn**: a thread started by a managed thread starts at its parent's clock.
+
+Nothing wall-clock enters: a run is a pure function of (config, cost table,
+seed), unchanged by ``sys.setswitchinterval``, load or machine.
+
+Protection: every clock, breakdown and wake flag belongs to the baton
+holder, like the rest of the controlled scheduler's state.  Clocks are
+integer picoseconds (exact sums); ``clock()`` reads them in ns.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..sizeclasses import _SMALL_SPC_SCAN, MAX_SMALL_SIZE, NUM_SIZE_CLASSES, TINY_SIZE
+from .controlled import ControlledScheduler, _Worker
+from .strategies import Strategy
+
+import random
+
+_INDEX = re.compile(r"\[[^\]]*\]")
+
+
+class _VWorker(_Worker):
+    """A managed thread with a clock.  Every field: the baton holder."""
+
+    __slots__ = ("clock", "spent", "waiting", "woken")
+
+    def __init__(self, name: str, clock: int):
+        super().__init__(name)
+        self.clock = clock          # ps
+        self.spent: dict[str, int] = {}   # breakdown key -> ps (work and waits)
+        self.waiting = None         # while blocked: the breakdown key of the wait
+        self.woken = False          # while blocked: its wake has been timed
+
+
+class VtimeStrategy(Strategy):
+    """The smallest clock runs; among equal clocks, a uniform draw from the seed."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+
+    def choose(self, step, label, current, enabled):
+        best = enabled[0]
+        low = best.clock
+        ties = 1
+        for x in enabled[1:]:
+            c = x.clock
+            if c < low:
+                best, low, ties = x, c, 1
+            elif c == low:
+                ties += 1
+                if self.rng.randrange(ties) == 0:
+                    best = x
+        return best
+
+
+class VtimeScheduler(ControlledScheduler):
+    clock_unit = "ns"
+    clock_name = "virtual"
+
+    def __init__(self, seed: int, costs=None, max_steps: int = 1_000_000):
+        from .. import costmodel
+        self.costs = costs if costs is not None else costmodel.load()
+        super().__init__("vtime", seed, VtimeStrategy(seed), {"costs": self.costs.digest()}, max_steps)
+        self._labels: dict[str, tuple[int, str]] = {}   # label -> (ps, breakdown key); baton holder
+
+    # -- clocks -----------------------------------------------------------------
+
+    def _new_worker(self, name: str, parent: _Worker | None) -> _Worker:
+        return _VWorker(name, parent.clock if parent is not None else 0)
+
+    def clock(self) -> int:
+        """The calling thread's virtual clock in ns (outside the run: the latest clock)."""
+        w = self._tls.worker
+        if w is not None:
+            return w.clock // 1000
+        return self.makespan_ps() // 1000
+
+    def makespan_ps(self) -> int:
+        return max((w.clock for w in self._workers), default=0)
+
+    def _price(self, label: str) -> tuple[int, str]:
+        got = self._labels.get(label)
+        if got is None:
+            got = self._labels[label] = (self.costs.ps(label), _INDEX.sub("", label))
+        return got
+
+    def charge(self, key: str, units: int = 1) -> None:
+        """Add cost(key) * units to the calling thread's clock (no decision)."""
+        w = self._tls.worker
+        if w is not None:
+            ps, k = self._price(key)
+            if ps and units:
+                ps *= units
+                w.clock += ps
+                w.spent[k] = w.spent.get(k, 0) + ps
+
+    def charge_ps(self, ps: int, key: str) -> None:
+        w = self._tls.worker
+        if w is not None and ps:
+            w.clock += ps
+            w.spent[key] = w.spent.get(key, 0) + ps
+
+    # -- decisions --------------------------------------------------------------
+
+    def yield_point(self, label: str) -> None:
+        w = self._tls.worker
+        if w is not None:
+            ps, k = self._price(label)
+            if ps:
+                w.clock += ps
+                w.spent[k] = w.spent.get(k, 0) + ps
+            self._decide(w, label)
+
+    def block(self, label: str, ready, why) -> None:
+        w = self._tls.worker
+        if w is not None:
+            ps, k = self._price(label)
+            if ps:
+                w.clock += ps
+                w.spent[k] = w.spent.get(k, 0) + ps
+            w.waiting, w.woken = k, False
+        try:
+            super().block(label, ready, why)
+        finally:
+            if w is not None:
+                w.waiting = None
+
+    def _runnable(self, current):
+        """Enabled workers; a blocked one seen enabled for the first time is
+        woken now, at the clock of the thread that just ran (`current`)."""
+        now = current.clock if current is not None else 0
+        out = []
+        for x in self._workers:
+            if x.done:
+                continue
+            if x.ready is None:
+                out.append(x)
+            elif x.ready():
+                if not x.woken:
+                    x.woken = True
+                    jump = now - x.clock
+                    if jump > 0:
+                        x.clock = now
+                        x.spent[x.waiting] = x.spent.get(x.waiting, 0) + jump
+                out.append(x)
+            else:
+                x.woken = False
+        return out
+
+    # -- binding the runtime's costs ------------------------------------------------
+
+    def on_mutex(self, m) -> None:
+        """Bind m's vtime behaviour: a decision just before each release, and
+        the lock class's critical-section cost charged once m is held.
+
+        The release needs its decision: the controlled mutex yields only
+        after it (``X.unlock``), and a thread's segment between decisions is
+        atomic, so without one no other thread could ever see m held while
+        the holder's clock moved.  With it, every thread whose clock is
+        below the release time runs first, and finds m held.
+        """
+        release_label = f"{m.name}.release"
+        inner_unlock = m.unlock
+        decide = self.yield_point
+
+        def unlock():
+            decide(release_label)
+            inner_unlock()
+        m.unlock = unlock
+        ps = self.costs.ps(f"{m.lock_class}.critical")
+        if not ps:
+            return
+        key = f"{m.lock_class}.critical"
+        inner_lock = m.lock
+        charge_ps = self.charge_ps
+
+        def lock(_depth=1):
+            inner_lock(_depth + 1)
+            charge_ps(ps, key)
+        m.lock = lock
+
+    def attach_runtime(self, rt) -> None:
+        """Bind the charges no yield label can carry (the runtime is built, not running)."""
+        _charge_memclr(self, rt.heap.mheap.sysmem)
+        _charge_pages(self, rt.heap.mheap.pages)
+        for m in rt.mutators:
+            _charge_alloc(self, m)
+            _charge_barrier(self, m)
+
+    # -- results ------------------------------------------------------------------
+
+    def summary(self, mutators: dict, procs: int) -> dict:
+        """Per thread: clock, busy and waiting time, the breakdown by key; run totals."""
+        threads = {}
+        for w in self._workers:
+            by = {k: v / 1000 for k, v in sorted(w.spent.items(), key=lambda kv: -kv[1])}
+            wait = sum(v for k, v in w.spent.items() if k.startswith("wait"))
+            threads[w.name] = {"clock_ns": w.clock / 1000, "busy_ns": (sum(w.spent.values()) - wait) / 1000,
+                               "wait_ns": wait / 1000, "by_key": by}
+        span = self.makespan_ps() / 1000
+        rates = {}
+        for name, m in mutators.items():
+            t = threads.get(name, {}).get("clock_ns", 0)
+            rates[name] = m["allocs"] / (t * 1e-9) if t else 0.0
+        total = sum(m["allocs"] for m in mutators.values())
+        gc_busy = sum(t["busy_ns"] for n, t in threads.items() if not n.startswith("P"))
+        return {"clock": "virtual", "unit": "ns", "costs": self.costs.to_dict(),
+                "makespan_ns": span,
+                "allocs_per_vs": total / (span * 1e-9) if span else 0.0,
+                "allocs_per_vs_by_p": rates,
+                "gc_cpu_fraction": gc_busy / (procs * span) if span else 0.0,
+                "threads": threads}
+
+
+def _charge_memclr(sched: VtimeScheduler, sysmem) -> None:
+    inner = sysmem.memclr
+    per_byte = sched.costs.ps("memclr")
+    if not per_byte:
+        return
+    charge_ps = sched.charge_ps
+
+    def memclr(addr: int, n: int) -> None:
+        inner(addr, n)
+        charge_ps(per_byte * n, "memclr")
+    sysmem.memclr = memclr
+
+
+def _charge_pages(sched: VtimeScheduler, pages) -> None:
+    inner = pages.alloc
+    per_page = sched.costs.ps("mheap.alloc.page")
+    if not per_page:
+        return
+    charge_ps = sched.charge_ps
+
+    def alloc(npages: int):
+        got = inner(npages)
+        charge_ps(per_page * npages, "mheap.alloc.page")
+        return got
+    pages.alloc = alloc
+
+
+def _charge_alloc(sched: VtimeScheduler, m) -> None:
+    costs = sched.costs
+    by_class = [0] + [costs.ps(f"alloc.small.{c}") for c in range(1, NUM_SIZE_CLASSES)]
+    spc = _SMALL_SPC_SCAN
+    tiny, large = costs.ps("alloc.tiny"), costs.ps("alloc.large")
+    inner = m.alloc
+    charge_ps = sched.charge_ps
+
+    def alloc(size, typ=None):
+        x = inner(size, typ)
+        if size > MAX_SMALL_SIZE:
+            charge_ps(large, "alloc.large")
+        elif size < TINY_SIZE and (typ is None or typ.noscan) and size > 0:
+            charge_ps(tiny, "alloc.tiny")
+        elif size > 0:
+            charge_ps(by_class[spc[size] >> 1], "alloc.small")
+        return x
+    m.alloc = alloc
+
+
+def _charge_barrier(sched: VtimeScheduler, m) -> None:
+    ps = sched.costs.ps("store.wb")
+    if not ps:
+        return
+    inner = m.store
+    charge_ps = sched.charge_ps
+
+    def store(obj: int, field: int, value: int) -> None:
+        inner(obj, field, value)
+        if m._wb is not None:
+            charge_ps(ps, "store.wb")
+    m.store = store
