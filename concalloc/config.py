@@ -107,6 +107,8 @@ class Config:
             raise ConfigError("seconds", f"must be a positive number, got {self.seconds!r}")
         _int_in("live", self.live, 1, 10**8)
         _int_in("size", self.size, 0, 1 << 40)
+        if not isinstance(self.costs, (tuple, list)) or not all(isinstance(k, str) for k in self.costs):
+            raise ConfigError("costs", f"must be a list of 'KEY=+500ns' strings, got {self.costs!r}")
         if (self.cost_table or self.costs) and self.scheduler != "vtime":
             raise ConfigError("costs", "a cost table and --cost knobs need --scheduler vtime")
         if not (isinstance(self.hang_seconds, (int, float)) and self.hang_seconds > 0):

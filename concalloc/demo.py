@@ -149,6 +149,9 @@ def run_demo(args) -> int:
     if args.save_schedule and not cfg.controlled():
         raise ConfigError("save_schedule", "only a controlled run has a schedule to save "
                                            "(use --scheduler random or pct, with --steps)")
+    if args.save_schedule and cfg.scheduler == "vtime":
+        raise ConfigError("save_schedule", "a vtime run is a function of its options and seed: "
+                                           "run it again with them instead of saving a schedule")
     report = getattr(args, "vtime_report", None)
     if report and cfg.scheduler != "vtime":
         raise ConfigError("vtime_report", "--vtime-report needs --scheduler vtime")

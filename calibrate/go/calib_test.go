@@ -8,6 +8,11 @@
 // Every benchmark runs on one P.  Allocation benchmarks turn the GC off and
 // collect by hand, timer stopped, every 64 MiB, so the figure is mallocgc's
 // own cost (with the zeroing of reused memory) and not the collector's.
+//
+// Besides ns/op (wall time), each benchmark reports cpu-ns/op: the process's
+// user+system CPU time over the timed part (getrusage).  On a shared, loaded
+// machine wall time counts the time the benchmark was not even running;
+// CPU time does not, so calibration prefers it.
 package calibrate
 
 import (
@@ -19,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	_ "unsafe" // go:linkname
@@ -43,6 +49,31 @@ const gcEvery = 64 << 20 // bytes allocated between hand-made collections
 
 var sinkBytes [1024][]byte
 
+// cpuClock accumulates process CPU time over the timed parts of a benchmark.
+type cpuClock struct{ total, since int64 }
+
+func cpuNow() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+func (c *cpuClock) start() { c.since = cpuNow() }
+func (c *cpuClock) stop()  { c.total += cpuNow() - c.since }
+
+// report stops the clock and reports CPU ns per op.
+func (c *cpuClock) report(b *testing.B) {
+	c.stop()
+	b.ReportMetric(float64(c.total)/float64(b.N), "cpu-ns/op")
+}
+
+func timed(b *testing.B) *cpuClock {
+	b.ResetTimer()
+	c := &cpuClock{}
+	c.start()
+	return c
+}
+
 func sizes(b *testing.B) []int {
 	var out []int
 	for _, f := range strings.Split(*sizesFlag, ",") {
@@ -63,15 +94,18 @@ func allocLoop(b *testing.B, size int) {
 	if every < 1 {
 		every = 1
 	}
-	b.ResetTimer()
+	c := timed(b)
 	for i := 0; i < b.N; i++ {
 		sinkBytes[i&1023] = make([]byte, size)
 		if i%every == every-1 {
 			b.StopTimer()
+			c.stop()
 			runtime.GC()
+			c.start()
 			b.StartTimer()
 		}
 	}
+	c.report(b)
 }
 
 // BenchmarkAllocSmall/size=N: one pointer-free small allocation of N bytes.
@@ -97,11 +131,13 @@ var memclrBuf = make([]byte, 64<<10)
 func BenchmarkMemclr(b *testing.B) {
 	buf := memclrBuf
 	b.SetBytes(int64(len(buf)))
+	c := timed(b)
 	for i := 0; i < b.N; i++ {
 		for j := range buf {
 			buf[j] = 0
 		}
 	}
+	c.report(b)
 }
 
 type node struct {
@@ -126,10 +162,11 @@ func BenchmarkPtrLoad(b *testing.B) {
 		n.p = ns[(i*7+1)&(nodes-1)]
 	}
 	p := ns[0]
-	b.ResetTimer()
+	c := timed(b)
 	for i := 0; i < b.N; i++ {
 		p = p.p
 	}
+	c.report(b)
 	sinkNode = p
 }
 
@@ -138,10 +175,11 @@ var sinkNode *node
 // BenchmarkPtrStore: one pointer store into a heap object, write barrier off.
 func BenchmarkPtrStore(b *testing.B) {
 	ns := makeNodes()
-	b.ResetTimer()
+	c := timed(b)
 	for i := 0; i < b.N; i++ {
 		ns[i&(nodes-1)].p = ns[(i*7)&(nodes-1)]
 	}
+	c.report(b)
 }
 
 // BenchmarkPtrStoreWB times batches of 256 pointer stores while a goroutine
@@ -245,10 +283,11 @@ func BenchmarkGC(b *testing.B) {
 
 func gcLoop(b *testing.B) {
 	runtime.GC()
-	b.ResetTimer()
+	c := timed(b)
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
 	}
+	c.report(b)
 }
 
 // BenchmarkGCGarbage/spans=S: runtime.GC() after S spans' worth of 64-byte
@@ -257,14 +296,18 @@ func BenchmarkGCGarbage(b *testing.B) {
 	for _, spans := range []int{1 << 10, 1 << 12} {
 		b.Run(fmt.Sprintf("spans=%d", spans), func(b *testing.B) {
 			runtime.GC()
+			c := timed(b)
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
+				c.stop()
 				for j := 0; j < spans*128; j++ {
 					sinkBytes[j&1023] = make([]byte, 64)
 				}
+				c.start()
 				b.StartTimer()
 				runtime.GC()
 			}
+			c.report(b)
 		})
 	}
 }
@@ -272,8 +315,10 @@ func BenchmarkGCGarbage(b *testing.B) {
 // BenchmarkMutex: an uncontended sync.Mutex Lock+Unlock pair.
 func BenchmarkMutex(b *testing.B) {
 	var mu sync.Mutex
+	c := timed(b)
 	for i := 0; i < b.N; i++ {
 		mu.Lock()
 		mu.Unlock()
 	}
+	c.report(b)
 }
