@@ -20,7 +20,13 @@ How each price follows from the measurements (docs/vtime.md repeats this):
                          (least squares: f fast path, z per byte, R one
                          refill); then
                          alloc.small.c = m_c - memclr*s - R/n (>= 0) and
-                         mcentral.critical = R - lock (>= 0)
+                         mcentral.critical.cacheSpan = R - lock (>= 0)
+    mcentral.critical.allocObject
+                         the cache-off path's one slot under the lock (no Go
+                         counterpart): priced as alloc.small.2, the smallest
+                         class's whole allocation
+    mcentral.critical    0: other mcentral acquisitions (uncacheSpan, the
+                         relock after a grow) are list moves
     large                m_p = a + b*p over p pages (least squares, p <= 32);
                          mheap.alloc.page = b - memclr*8192; the fixed part
                          a - lock is split half inside the mheap lock
@@ -157,8 +163,11 @@ def fit(res: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, s
         ns[f"alloc.small.{c}"] = max(0.0, m - memclr * s - refill / n)
     ns["alloc.small"] = max(0.0, f)
     ns["alloc.small.1"] = ns["alloc.small.2"]
-    ns["mcentral.critical"] = max(0.0, refill - lock)
-    notes["mcentral.critical"] = f"fitted refill {refill:.0f} ns minus the lock pair"
+    ns["mcentral.critical.cacheSpan"] = max(0.0, refill - lock)
+    notes["mcentral.critical.cacheSpan"] = f"ns, a refill's work under mcentral.lock: the fitted refill " \
+                                          f"{refill:.0f} ns minus the lock pair"
+    ns["mcentral.critical.allocObject"] = ns["alloc.small.2"]
+    ns["mcentral.critical"] = 0.0
     # large: m = a + b*pages
     large = [(int(k.split("=")[1]), v["ns/op"]) for k, v in res.items()
              if k.startswith("BenchmarkAllocLarge/pages=") and int(k.split("=")[1]) <= 32]
@@ -220,5 +229,8 @@ def calibrate(out: str, go: str = GO, benchtime: str = "100ms", raw_in: str | No
             "gomaxprocs": 1, "benchtime": benchtime,
             "measured": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "source": "concalloc calibrate (calibrate/go/calib_test.go)"}
+    if raw_in:
+        mtime = datetime.datetime.fromtimestamp(os.path.getmtime(raw_in), datetime.timezone.utc)
+        meta.update(measured=mtime.strftime("%Y-%m-%d %H:%M UTC"), fitted_from=os.path.basename(raw_in))
     costmodel.dump(ns, meta, out, notes)
     return {"meta": meta, "ns": ns, "out": out}

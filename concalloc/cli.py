@@ -93,7 +93,7 @@ def _cmd_contention(args) -> int:
 
 def _cmd_calibrate(args) -> int:
     from .calibrate import calibrate
-    if not args.json:
+    if not args.json and not args.from_output:
         print("running the Go benchmarks (GOMAXPROCS=1); this takes a minute or two ...", file=sys.stderr)
     r = calibrate(args.out, go=args.go, benchtime=args.benchtime, raw_in=args.from_output,
                   raw_out=args.save_output)

@@ -13,8 +13,11 @@ The clocks move in three ways:
 * **work**: a yield point ``label`` first charges ``cost(label)`` (costmodel.py),
   then decides; hooks bound when the runtime is built (``attach_runtime``)
   charge what a label cannot say: the size class of an allocation, memclr
-  per byte, mheap pages, the write barrier, each lock class's critical
-  section.  A thread runs from one yield point to the next atomically, and
+  per byte, mheap pages, the write barrier, and each critical section --
+  charged once the lock is held, priced by the operation that took it
+  (``mcentral.critical.cacheSpan``, ``mcentral.critical.allocObject``) or,
+  failing that, by its lock class (``mheap.critical``; the family default
+  ``critical`` is 0).  A thread runs from one yield point to the next atomically, and
   its clock at a decision is the time at which what it does next happens.
 * **waiting**: a thread blocked in the sync layer (a Mutex held by another,
   a Cond not notified, an Event not set, a join, the stop-the-world
@@ -49,10 +52,11 @@ _INDEX = re.compile(r"\[[^\]]*\]")
 class _VWorker(_Worker):
     """A managed thread with a clock.  Every field: the baton holder."""
 
-    __slots__ = ("clock", "spent", "waiting", "woken")
+    __slots__ = ("clock", "spent", "waiting", "woken", "critical")
 
     def __init__(self, name: str, clock: int):
         super().__init__(name)
+        self.critical = None        # (ps, key): what the next lock acquisition's critical section costs
         self.clock = clock          # ps
         self.spent: dict[str, int] = {}   # breakdown key -> ps (work and waits)
         self.waiting = None         # while blocked: the breakdown key of the wait
@@ -178,7 +182,8 @@ class VtimeScheduler(ControlledScheduler):
 
     def on_mutex(self, m) -> None:
         """Bind m's vtime behaviour: a decision just before each release, and
-        the lock class's critical-section cost charged once m is held.
+        the critical section's cost charged once m is held: the price an
+        operation set (``critical_section``), else the lock class's.
 
         The release needs its decision: the controlled mutex yields only
         after it (``X.unlock``), and a thread's segment between decisions is
@@ -195,21 +200,50 @@ class VtimeScheduler(ControlledScheduler):
             inner_unlock()
         m.unlock = unlock
         ps = self.costs.ps(f"{m.lock_class}.critical")
-        if not ps:
-            return
         key = f"{m.lock_class}.critical"
         inner_lock = m.lock
-        charge_ps = self.charge_ps
+        tls = self._tls
 
         def lock(_depth=1):
             inner_lock(_depth + 1)
-            charge_ps(ps, key)
+            w = tls.worker
+            if w is not None:
+                crit = w.critical
+                if crit is not None:
+                    w.critical = None
+                    p, k = crit
+                else:
+                    p, k = ps, key
+                if p:
+                    w.clock += p
+                    w.spent[k] = w.spent.get(k, 0) + p
         m.lock = lock
+
+    def critical_section(self, obj, method: str, key: str) -> None:
+        """Wrap obj.method so that the first lock it takes charges cost(key)
+        as its critical section (instead of the lock class's price)."""
+        inner = getattr(obj, method)
+        price = (self.costs.ps(key), key)
+        tls = self._tls
+
+        def wrapped(*args, **kw):
+            w = tls.worker
+            if w is None:
+                return inner(*args, **kw)
+            w.critical = price
+            try:
+                return inner(*args, **kw)
+            finally:
+                w.critical = None
+        setattr(obj, method, wrapped)
 
     def attach_runtime(self, rt) -> None:
         """Bind the charges no yield label can carry (the runtime is built, not running)."""
         _charge_memclr(self, rt.heap.mheap.sysmem)
         _charge_pages(self, rt.heap.mheap.pages)
+        for c in rt.heap.mheap.central:
+            self.critical_section(c, "cacheSpan", "mcentral.critical.cacheSpan")
+            self.critical_section(c, "allocObject", "mcentral.critical.allocObject")
         for m in rt.mutators:
             _charge_alloc(self, m)
             _charge_barrier(self, m)
