@@ -161,8 +161,10 @@ def fit(res: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, s
     refill = max(0.0, refill)
     for c, s, n, m in rows:
         ns[f"alloc.small.{c}"] = max(0.0, m - memclr * s - refill / n)
+        notes[f"alloc.small.{c}"] = f"ns, one allocation of class {c} ({s} B; Go: {m:.4g} ns)"
     ns["alloc.small"] = max(0.0, f)
     ns["alloc.small.1"] = ns["alloc.small.2"]
+    notes["alloc.small.1"] = "ns, class 1 (8 B): as class 2 (8-byte pointer-free objects go to the tiny allocator)"
     ns["mcentral.critical.cacheSpan"] = max(0.0, refill - lock)
     notes["mcentral.critical.cacheSpan"] = f"ns, a refill's work under mcentral.lock: the fitted refill " \
                                           f"{refill:.0f} ns minus the lock pair"
@@ -194,7 +196,7 @@ def fit(res: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, s
              if k.startswith("BenchmarkGCGarbage/spans=")]
     if len(sweep) >= 2:
         ns["gc.sweep.span"] = max(0.0, _linfit(*zip(*sweep))[1])
-    ns.update({"default": 5.0, "alloc": 0.0, "critical": 0.0, "wait": 0.0,
+    ns.update({"default": 5.0, "alloc": 0.0, "critical": 0.0, "wait": 0.0, "release": 0.0,
                "spawn": 0.0, "join": 0.0, "exit": 0.0, "start": 0.0})
     notes["default"] = "ns, any label nothing else prices (a guess: a few instructions)"
     return ns, notes

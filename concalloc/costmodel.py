@@ -50,6 +50,7 @@ KEY_DOC = {
     "store.wb": "ns, extra per pointer store while the write barrier is on",
     "lock": "ns, an uncontended lock+unlock pair of any runtime lock (charged at X.lock)",
     "unlock": "ns, the unlock yield point (0: the pair is priced at X.lock)",
+    "release": "ns, the decision vtime makes just before a release (0: priced at X.lock)",
     "critical": "ns, the work inside a lock class's critical section, per acquisition",
     "mcentral.critical": "ns, an mcentral acquisition no operation prices (uncacheSpan, relocks)",
     "mcentral.critical.cacheSpan": "ns, a refill's work under mcentral.lock",

@@ -97,6 +97,9 @@ class Scheduler:
     def attach_runtime(self, rt) -> None:
         """Called once a Runtime is built on this scheduler, before it runs (vtime binds its costs)."""
 
+    def charge(self, key: str, units: int = 1) -> None:
+        """vtime: add cost(key) * units to the calling thread's clock.  A no-op elsewhere."""
+
     def alive(self) -> list[str]:
         with self._reg_lock:
             return [t.name for t in self._threads if t.is_alive()]
