@@ -120,6 +120,7 @@ class Config:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("extra")
+        d["costs"] = list(self.costs)     # as JSON reads it back
         return d
 
     @classmethod
