@@ -223,6 +223,30 @@ def test_virtual_mcentral_waits_fall_with_the_cache(procs):
     assert w_off > 0 and w_on < w_off
 
 
+def test_runtime_throughput_grows_with_the_cache_and_flattens_at_the_lock_without():
+    """Cache off: every allocation holds the mcentral lock, so throughput can
+    never pass 1/hold (Amdahl for a lock) and at 8 Ps sits close to it, far
+    below 8x one P.  Cache on: the lock is taken 2/128 times per
+    allocation, so 4 Ps scale nearly linearly."""
+    def x(res):
+        return res.vtime["allocs_per_vs"] * 1e-9     # per virtual ns
+    off1, _, _ = vrun(procs=1, steps=600, cache=False)
+    off8, _, _ = vrun(procs=8, steps=600, cache=False)
+    st = off8.locks["classes"]["mcentral"]
+    hold = st["hold_total"] / st["acquisitions"]
+    assert 0.9 / hold <= x(off8) <= 1.01 / hold
+    assert x(off8) < 4 * x(off1)
+    on1, _, _ = vrun(procs=1, steps=600, cache=True)
+    on4, _, _ = vrun(procs=4, steps=600, cache=True)
+    assert x(on4) / x(on1) >= 3.0
+
+
+def test_other_schedulers_take_charges_as_no_ops():
+    from concalloc.sync import make_scheduler
+    for kind in ("os", "random"):
+        make_scheduler(kind, 1).charge("gc.mark.ptr", 10)
+
+
 def _without_wall_time(res) -> str:
     d = res.to_json()
     d.pop("elapsed_s")
