@@ -283,6 +283,17 @@ def test_figures_are_in_virtual_time():
     assert abs(vt["allocs_per_vs"] - total / (vt["makespan_ns"] * 1e-9)) < 1e-3
 
 
+def test_chrome_trace_is_in_virtual_time(tmp_path):
+    path = tmp_path / "t.json"
+    res, _, _ = vrun(procs=2, steps=200, trace=str(path))
+    events = json.loads(path.read_text())["traceEvents"]
+    last = max(e.get("ts", 0) + e.get("dur", 0) for e in events)
+    assert abs(last * 1000 - res.vtime["makespan_ns"]) <= 1
+    waits = [e for e in events if e["ph"] == "X" and e["cat"] == "lock_wait"]
+    locks = res.locks["classes"]
+    assert round(sum(e["dur"] for e in waits) * 1000) == sum(c["wait_total"] for c in locks.values())
+
+
 # -- what-if knobs ----------------------------------------------------------------------
 
 def test_knob_on_the_critical_section_moves_contention():
