@@ -241,6 +241,23 @@ def test_runtime_throughput_grows_with_the_cache_and_flattens_at_the_lock_withou
     assert x(on4) / x(on1) >= 3.0
 
 
+def test_hooks_charge_the_barrier_per_store_and_memclr_per_byte():
+    cfg = Config(procs=1, workload="ring", steps=200, live=32, scheduler="vtime", reserve_bytes=GiB, heapcheck=0)
+    with Runtime(cfg) as rt:
+        rt.set_write_barrier(lambda m, slot, value: None)   # before the run: allowed
+        costs = rt.sched.costs
+        vt = rt.run().vtime["threads"]["P0"]["by_key"]
+    stores = round(vt["store"] * 1000 / costs.ps("store"))
+    assert stores > 0 and vt["store.wb"] * 1000 == stores * costs.ps("store.wb")
+    churn = Config(procs=1, workload="churn", steps=200, live=32, scheduler="vtime", reserve_bytes=GiB,
+                   heapcheck=0)
+    with Runtime(churn) as rt:
+        by = rt.run().vtime["threads"]["P0"]["by_key"]
+    assert by["memclr"] * 1000 % costs.ps("memclr") == 0 and by["memclr"] > 0   # whole bytes
+    with Runtime(churn.replace(costs=("memclr=0",))) as rt:
+        assert "memclr" not in rt.run().vtime["threads"]["P0"]["by_key"]
+
+
 def test_other_schedulers_take_charges_as_no_ops():
     from concalloc.sync import make_scheduler
     for kind in ("os", "random"):

@@ -40,11 +40,10 @@ from __future__ import annotations
 
 import re
 
-from ..sizeclasses import _SMALL_SPC_SCAN, MAX_SMALL_SIZE, NUM_SIZE_CLASSES, TINY_SIZE
+import random
+
 from .controlled import ControlledScheduler, _Worker
 from .strategies import Strategy
-
-import random
 
 _INDEX = re.compile(r"\[[^\]]*\]")
 
@@ -239,14 +238,8 @@ class VtimeScheduler(ControlledScheduler):
 
     def attach_runtime(self, rt) -> None:
         """Bind the charges no yield label can carry (the runtime is built, not running)."""
-        _charge_memclr(self, rt.heap.mheap.sysmem)
-        _charge_pages(self, rt.heap.mheap.pages)
-        for c in rt.heap.mheap.central:
-            self.critical_section(c, "cacheSpan", "mcentral.critical.cacheSpan")
-            self.critical_section(c, "allocObject", "mcentral.critical.allocObject")
-        for m in rt.mutators:
-            _charge_alloc(self, m)
-            _charge_barrier(self, m)
+        from ..vtimebind import bind_runtime
+        bind_runtime(self, rt)
 
     # -- results ------------------------------------------------------------------
 
@@ -271,64 +264,3 @@ class VtimeScheduler(ControlledScheduler):
                 "allocs_per_vs_by_p": rates,
                 "gc_cpu_fraction": gc_busy / (procs * span) if span else 0.0,
                 "threads": threads}
-
-
-def _charge_memclr(sched: VtimeScheduler, sysmem) -> None:
-    inner = sysmem.memclr
-    per_byte = sched.costs.ps("memclr")
-    if not per_byte:
-        return
-    charge_ps = sched.charge_ps
-
-    def memclr(addr: int, n: int) -> None:
-        inner(addr, n)
-        charge_ps(per_byte * n, "memclr")
-    sysmem.memclr = memclr
-
-
-def _charge_pages(sched: VtimeScheduler, pages) -> None:
-    inner = pages.alloc
-    per_page = sched.costs.ps("mheap.alloc.page")
-    if not per_page:
-        return
-    charge_ps = sched.charge_ps
-
-    def alloc(npages: int):
-        got = inner(npages)
-        charge_ps(per_page * npages, "mheap.alloc.page")
-        return got
-    pages.alloc = alloc
-
-
-def _charge_alloc(sched: VtimeScheduler, m) -> None:
-    costs = sched.costs
-    by_class = [0] + [costs.ps(f"alloc.small.{c}") for c in range(1, NUM_SIZE_CLASSES)]
-    spc = _SMALL_SPC_SCAN
-    tiny, large = costs.ps("alloc.tiny"), costs.ps("alloc.large")
-    inner = m.alloc
-    charge_ps = sched.charge_ps
-
-    def alloc(size, typ=None):
-        x = inner(size, typ)
-        if size > MAX_SMALL_SIZE:
-            charge_ps(large, "alloc.large")
-        elif size < TINY_SIZE and (typ is None or typ.noscan) and size > 0:
-            charge_ps(tiny, "alloc.tiny")
-        elif size > 0:
-            charge_ps(by_class[spc[size] >> 1], "alloc.small")
-        return x
-    m.alloc = alloc
-
-
-def _charge_barrier(sched: VtimeScheduler, m) -> None:
-    ps = sched.costs.ps("store.wb")
-    if not ps:
-        return
-    inner = m.store
-    charge_ps = sched.charge_ps
-
-    def store(obj: int, field: int, value: int) -> None:
-        inner(obj, field, value)
-        if m._wb is not None:
-            charge_ps(ps, "store.wb")
-    m.store = store
