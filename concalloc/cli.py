@@ -81,7 +81,8 @@ def _cmd_contention(args) -> int:
     title = (f"{cfg.workload} workload, {cfg.steps or cfg.seconds} {'steps' if cfg.steps else 's'} per run, "
              f"scheduler {cfg.scheduler}, seed {cfg.seed}"
              + (", clock: virtual ns (one core per P)" if cfg.scheduler == "vtime" else
-                ", clock: wall ns" if cfg.scheduler == "os" else ", clock: scheduler steps"))
+                ", clock: wall ns" if cfg.scheduler == "os" else ", clock: scheduler steps")
+             + (f", costs {' '.join(cfg.costs)}" if cfg.costs else ""))
     paths = write_outputs(rows, cfg, args.out, title)
     if args.json:
         print(json.dumps({"config": cfg.to_dict(), "rows": rows, "files": paths}))

@@ -321,6 +321,14 @@ def test_knob_on_the_critical_section_moves_contention():
     assert slow.vtime["costs"]["knobs"] == ["mcentral.critical=x4"]
 
 
+def test_replay_command_repeats_the_costs():
+    from concalloc.runconfig import replay_command
+    cfg = Config(scheduler="vtime", steps=10, costs=("mheap.lock=+500ns", "memclr=0"), cost_table="t.toml")
+    cmd = replay_command(cfg)
+    assert "--scheduler vtime" in cmd and "--cost-table t.toml" in cmd
+    assert "--cost mheap.lock=+500ns --cost memclr=0" in cmd
+
+
 def test_cost_model_lookup_and_knobs():
     m = CostModel({"default": 5.0, "lock": 20.0, "mheap.lock": 30.0, "wait": 0.0,
                    "alloc.small": 10.0, "alloc.small.3": 12.0})
@@ -394,3 +402,49 @@ def test_cli_contention_names_its_clock(tmp_path):
     assert {r["clock"] for r in rows} == {"virtual"}
     m16 = [r for r in rows if r["procs"] == 16 and r["lock_class"] == "mcentral"][0]
     assert m16["contended"] > 0
+
+
+def test_timed_event_wait_times_out_in_virtual_time_or_wakes_at_the_setter():
+    s, ctx = vsched({"work": 3000.0})
+    early, late = ctx.event("early"), ctx.event("late")
+    got = {}
+
+    def waiter():
+        got["early"] = (early.wait(timeout=1e-5), s.clock())    # set at 3 µs, timeout 10 µs
+        got["late"] = (late.wait(timeout=1e-6), s.clock())      # never set: times out 1 µs later
+
+    def setter():
+        s.charge("work")
+        s.yield_point("x")
+        early.set()
+        s.yield_point("after")
+
+    s.start_thread("W", waiter)
+    s.start_thread("S", setter)
+    s.join_all()
+    assert got == {"early": (True, 3000), "late": (False, 4000)}
+    by = s.summary({}, 1)["threads"]["W"]["by_key"]
+    assert by["wait event early"] == 3000 and by["wait event late"] == 1000
+
+
+def test_a_polling_loop_does_not_livelock():
+    """A background thread polling a flag with a timed wait lets the others run."""
+    s, ctx = vsched({"work": 100.0})
+    stop = ctx.event("stop")
+    polls = []
+
+    def poller():
+        while not stop.wait(timeout=1e-6):
+            polls.append(s.clock())
+
+    def worker():
+        for _ in range(45):         # sets stop at 4.5 µs
+            s.charge("work")
+            s.yield_point("w")
+        stop.set()
+        s.yield_point("done")
+
+    s.start_thread("bg", poller)
+    s.start_thread("P0", worker)
+    s.join_all()
+    assert polls == [1000 * (i + 1) for i in range(len(polls))] and len(polls) == 4

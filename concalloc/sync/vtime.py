@@ -51,11 +51,12 @@ _INDEX = re.compile(r"\[[^\]]*\]")
 class _VWorker(_Worker):
     """A managed thread with a clock.  Every field: the baton holder."""
 
-    __slots__ = ("clock", "spent", "waiting", "woken", "critical")
+    __slots__ = ("clock", "spent", "waiting", "woken", "critical", "timer")
 
     def __init__(self, name: str, clock: int):
         super().__init__(name)
         self.critical = None        # (ps, key): what the next lock acquisition's critical section costs
+        self.timer = None           # in a timed wait: (clock when it began, ready); clock is the deadline
         self.clock = clock          # ps
         self.spent: dict[str, int] = {}   # breakdown key -> ps (work and waits)
         self.waiting = None         # while blocked: the breakdown key of the wait
@@ -155,6 +156,25 @@ class VtimeScheduler(ControlledScheduler):
             if w is not None:
                 w.waiting = None
 
+    def block_until(self, label: str, ready, why, timeout_s: float) -> None:
+        """A timed wait: resume when ready() holds or `timeout_s` virtual
+        seconds have passed, whichever comes first in virtual time.  While it
+        waits the thread is a timer: enabled, its clock at the deadline, so
+        it runs then unless a waker makes ready() true earlier (then its
+        clock is the waker's)."""
+        w = self._tls.worker
+        if w is None:
+            raise RuntimeError(f"{why()}: would block outside the controlled run")
+        ps, key = self._price(label)
+        start = w.clock + ps
+        w.clock = start + max(0, round(timeout_s * 1e12))
+        w.timer, w.woken = (start, ready), False
+        try:
+            self._decide(w, label)
+        finally:
+            w.timer = None
+        w.spent[key] = w.spent.get(key, 0) + (w.clock - start) + ps
+
     def _runnable(self, current):
         """Enabled workers; a blocked one seen enabled for the first time is
         woken now, at the clock of the thread that just ran (`current`)."""
@@ -164,6 +184,11 @@ class VtimeScheduler(ControlledScheduler):
             if x.done:
                 continue
             if x.ready is None:
+                t = x.timer
+                if t is not None and not x.woken and t[1]():
+                    x.woken = True      # woken before its deadline: at the waker's clock
+                    start = t[0]
+                    x.clock = start if x is current else max(start, min(now, x.clock))
                 out.append(x)
             elif x.ready():
                 if not x.woken:
