@@ -38,9 +38,8 @@ integer picoseconds (exact sums); ``clock()`` reads them in ns.
 
 from __future__ import annotations
 
-import re
-
 import random
+import re
 
 from .controlled import ControlledScheduler, _Worker
 from .strategies import Strategy
@@ -61,6 +60,12 @@ class _VWorker(_Worker):
         self.spent: dict[str, int] = {}   # breakdown key -> ps (work and waits)
         self.waiting = None         # while blocked: the breakdown key of the wait
         self.woken = False          # while blocked: its wake has been timed
+
+
+def _spend(w: _VWorker, ps: int, key: str) -> None:
+    """Advance w's clock by ps, booked under key (baton holder)."""
+    w.clock += ps
+    w.spent[key] = w.spent.get(key, 0) + ps
 
 
 class VtimeStrategy(Strategy):
@@ -121,15 +126,12 @@ class VtimeScheduler(ControlledScheduler):
         if w is not None:
             ps, k = self._price(key)
             if ps and units:
-                ps *= units
-                w.clock += ps
-                w.spent[k] = w.spent.get(k, 0) + ps
+                _spend(w, ps * units, k)
 
     def charge_ps(self, ps: int, key: str) -> None:
         w = self._tls.worker
         if w is not None and ps:
-            w.clock += ps
-            w.spent[key] = w.spent.get(key, 0) + ps
+            _spend(w, ps, key)
 
     # -- decisions --------------------------------------------------------------
 
@@ -138,8 +140,7 @@ class VtimeScheduler(ControlledScheduler):
         if w is not None:
             ps, k = self._price(label)
             if ps:
-                w.clock += ps
-                w.spent[k] = w.spent.get(k, 0) + ps
+                _spend(w, ps, k)
             self._decide(w, label)
 
     def block(self, label: str, ready, why) -> None:
@@ -147,8 +148,7 @@ class VtimeScheduler(ControlledScheduler):
         if w is not None:
             ps, k = self._price(label)
             if ps:
-                w.clock += ps
-                w.spent[k] = w.spent.get(k, 0) + ps
+                _spend(w, ps, k)
             w.waiting, w.woken = k, False
         try:
             super().block(label, ready, why)
@@ -239,8 +239,7 @@ class VtimeScheduler(ControlledScheduler):
                 else:
                     p, k = ps, key
                 if p:
-                    w.clock += p
-                    w.spent[k] = w.spent.get(k, 0) + p
+                    _spend(w, p, k)
         m.lock = lock
 
     def critical_section(self, obj, method: str, key: str) -> None:
