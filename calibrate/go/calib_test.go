@@ -120,7 +120,7 @@ func BenchmarkAllocTiny(b *testing.B) { allocLoop(b, 8) }
 
 // BenchmarkAllocLarge/pages=N: a large allocation of N 8 KiB pages.
 func BenchmarkAllocLarge(b *testing.B) {
-	for _, pages := range []int{5, 8, 32, 128} {
+	for _, pages := range []int{5, 6, 8, 12, 16, 24, 32, 128} {
 		b.Run(fmt.Sprintf("pages=%d", pages), func(b *testing.B) { allocLoop(b, pages<<13) })
 	}
 }
