@@ -27,6 +27,7 @@ SCHEDULERS = {
     "os-noise": {"scheduler": "os", "noise": 0.2, "switch_interval": 0.0005},
     "random": {"scheduler": "random"},
     "pct": {"scheduler": "pct", "pct_k": 5000},
+    "vtime": {"scheduler": "vtime"},
 }
 HANDSHAKE_LOCKS = {"sched"}
 

@@ -38,6 +38,7 @@ SCHEDULERS = {
     # depth 6 gives 5 change points in the first 2000 decisions, each one
     # dropping the running (top) mutator: all 4 end up below the collector.
     "pct": {"scheduler": "pct", "pct_depth": 6, "pct_k": 2000},
+    "vtime": {"scheduler": "vtime"},
 }
 
 
