@@ -178,7 +178,7 @@ class OppositeOrders(Workload):
                 pass
 
 
-@pytest.mark.parametrize("sched", ["random", "pct"])
+@pytest.mark.parametrize("sched", ["random", "pct", "vtime"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_opposite_lock_orders_deadlock_in_controlled_mode(sched, seed):
     # Both locks have the same rank, which rank checking forbids outright;
@@ -254,7 +254,7 @@ class RankInversion(Workload):
             m.alloc(64)
 
 
-@pytest.mark.parametrize("sched", ["os", "random", "pct"])
+@pytest.mark.parametrize("sched", ["os", "random", "pct", "vtime"])
 def test_rank_inversion_in_a_mutator_is_caught(sched):
     cfg = Config(lock_stats=True, procs=3, steps=100_000, scheduler=sched, reserve_bytes=GiB)
     _rt, res = run_custom(RankInversion(), cfg, timeout=60)
