@@ -42,6 +42,9 @@ TARGETS: dict[str, tuple[float, str]] = {
     "locks.plain_ratio": (1.2, "<="),
     "sched.controlled_ratio": (10, "<="),
     "procs.scaling_8_over_1": (0.8, ">="),
+    # stated in bench_vtime.py
+    "vtime.overhead_ratio": (1.5, "<="),
+    "vtime.model_error": (0.10, "<="),
 }
 
 

@@ -4,6 +4,7 @@ Subcommands:
     run           the demo: the whole runtime on sensible defaults
     contention    the contention experiment: Ps x mcache on/off -> table, CSV, JSON, PNG
     sizeclasses   Go's size-class table, as sizeclasses.go prints it (--json)
+    calibrate     measure Go 1.19 here and write the virtual-time cost table
     version
 
 Exit codes: 0 ok; 1 an invariant violation; 2 bad arguments or config (one
@@ -97,8 +98,11 @@ def _cmd_contention(args) -> int:
     paths = check_outputs(args.out)           # before any work: a bad --out loses nothing
     rows, interrupted = run_grid(cfg, procs, caches, repeat=args.repeat, progress=not args.json)
     title = (f"{cfg.workload} workload, {cfg.steps or cfg.seconds} {'steps' if cfg.steps else 's'} per run, "
-             f"scheduler {cfg.scheduler}, seed {cfg.seed}" + (f", {args.repeat} runs per point"
-                                                              if args.repeat > 1 else ""))
+             f"scheduler {cfg.scheduler}, seed {cfg.seed}"
+             + (", clock: virtual ns (one core per P)" if cfg.scheduler == "vtime" else
+                ", clock: wall ns" if cfg.scheduler == "os" else ", clock: scheduler steps")
+             + (f", costs {' '.join(cfg.costs)}" if cfg.costs else "")
+             + (f", {args.repeat} runs per point" if args.repeat > 1 else ""))
     if rows:
         write_outputs(rows, cfg, paths, title)
     if args.json:
@@ -111,6 +115,23 @@ def _cmd_contention(args) -> int:
     if interrupted:
         print("concalloc: interrupted; the table has the cells that finished", file=sys.stderr)
         return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _cmd_calibrate(args) -> int:
+    from .calibrate import calibrate
+    if not args.json and not args.from_output:
+        print("running the Go benchmarks (GOMAXPROCS=1); this takes a minute or two ...", file=sys.stderr)
+    r = calibrate(args.out, go=args.go, benchtime=args.benchtime, raw_in=args.from_output,
+                  raw_out=args.save_output)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print(f"wrote {args.out}: {len(r['ns'])} prices, {r['meta']['go']} on {r['meta']['machine']}")
+        for k in ("lock", "load", "store", "store.wb", "memclr", "alloc.tiny", "alloc.small.5",
+                  "mcentral.critical", "mheap.alloc.page", "gc.mark.object", "gc.mark.ptr"):
+            if k in r["ns"]:
+                print(f"  {k:18} {r['ns'][k]:10.4g} ns")
     return EXIT_OK
 
 
@@ -131,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("contention", help="lock contention vs Ps, mcache on and off (table, CSV, JSON, PNG)")
     add_run_arguments(c, grid=True)
     c.set_defaults(func=_cmd_contention)
+    k = sub.add_parser("calibrate", help="measure Go 1.19 on this machine and write the vtime cost table")
+    from .calibrate import GO
+    k.add_argument("--out", default="costs.toml", help="the table to write (default costs.toml)")
+    k.add_argument("--go", default=GO, help=f"the go command (default {GO})")
+    k.add_argument("--benchtime", default="100ms", help="go test -benchtime (default 100ms, 5 runs each)")
+    k.add_argument("--from-output", default=None, metavar="FILE",
+                   help="fit a saved `go test -bench` output instead of running Go")
+    k.add_argument("--save-output", default=None, metavar="FILE", help="keep the Go output")
+    k.add_argument("--json", action="store_true", help="print the meta and prices as JSON")
+    k.set_defaults(func=_cmd_calibrate)
     return p
 
 

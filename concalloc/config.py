@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-SCHEDULERS = ("os", "random", "pct", "replay")
+SCHEDULERS = ("os", "random", "pct", "replay", "vtime")
 BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
 STACK_SCANS = ("concurrent", "stw-snapshot", "rescan")
 MAX_INT64 = (1 << 63) - 1
@@ -65,6 +65,8 @@ class Config:
     max_steps: int = 1_000_000           # controlled runs: the decision cap
     replay_file: str | None = None
     hang_seconds: float = 30.0           # os: watchdog
+    cost_table: str | None = None        # vtime: the cost table (None: the shipped default)
+    costs: tuple = ()                    # vtime: what-if knobs, "KEY=+500ns" / "KEY=x4" / "KEY=0"
     # workload
     workload: str = "ring"
     steps: int | None = None             # allocations per mutator
@@ -126,6 +128,10 @@ class Config:
             _int_in("gc_workers", self.gc_workers, 1, 64)
         _int_in("max_steps", self.max_steps, 1, 10**12)
         _int_in("size", self.size, 0, 1 << 40)
+        if not isinstance(self.costs, (tuple, list)) or not all(isinstance(k, str) for k in self.costs):
+            raise ConfigError("costs", f"must be a list of 'KEY=+500ns' strings, got {self.costs!r}")
+        if (self.cost_table or self.costs) and self.scheduler != "vtime":
+            raise ConfigError("costs", "a cost table and --cost knobs need --scheduler vtime")
         if not (isinstance(self.hang_seconds, (int, float)) and self.hang_seconds > 0):
             raise ConfigError("hang_seconds", f"must be positive, got {self.hang_seconds!r}")
 
@@ -135,6 +141,7 @@ class Config:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("extra")
+        d["costs"] = list(self.costs)     # as JSON reads it back
         return d
 
     @classmethod

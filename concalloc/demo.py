@@ -97,6 +97,10 @@ def add_run_arguments(p, grid: bool = False) -> None:
                     help="background mark workers (default: 25%% of --procs, at least 1)")
     gc.add_argument("--gctrace", action="store_true",
                     help="one line per GC cycle on stderr, as GODEBUG=gctrace=1 (default: off)")
+    s.add_argument("--cost", action="append", default=[], metavar="KEY=+500ns|xN|0",
+                   help="vtime: change one cost (repeatable), e.g. mheap.lock=+500ns, memclr=0 (default: none)")
+    s.add_argument("--cost-table", default=None, metavar="FILE",
+                   help="vtime: the cost table (default: the one shipped, measured with Go 1.19)")
     o = p.add_argument_group("checking and output")
     o.add_argument("--godebug", default="", metavar="K=V,...",
                    help="invalidptr=0|1, lockrank=0|1 (the rank-checking debug mode), heapcheck=0|1|2 "
@@ -106,6 +110,8 @@ def add_run_arguments(p, grid: bool = False) -> None:
         o.add_argument("--no-lock-stats", action="store_true", help="turn lock statistics off (default: on)")
         o.add_argument("--trace", default=None, metavar="FILE",
                        help="stream a Chrome/Perfetto trace to FILE (default: none)")
+        o.add_argument("--vtime-report", nargs="?", const="-", default=None, metavar="PNG",
+                       help="vtime: where virtual time went per thread, and a PNG if a path is given (default: off)")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     o.add_argument("--log-level", choices=LEVELS, default="info",
                    help="the tool's log on stderr: progress is info (default: %(default)s)")
@@ -120,7 +126,8 @@ def config_from_args(args) -> Config:
                  size=args.size, noscan=args.noscan, scheduler=scheduler, seed=args.seed,
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
                  pct_k=args.pct_k, replay_file=replay, hang_seconds=args.hang_seconds,
-                 lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None))
+                 lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None),
+                 cost_table=getattr(args, "cost_table", None), costs=tuple(getattr(args, "cost", ()) or ()))
     cfg = cfg.replace(gogc=parse_gogc(args.gogc), memory_limit=parse_memlimit(args.memlimit),
                       barrier=args.barrier, stack_scan=args.stack_scan, gc_workers=args.gc_workers,
                       gctrace=args.gctrace, max_steps=args.max_steps)
@@ -199,7 +206,8 @@ def stw_table(stw: dict) -> str:
              duration(d["stopped_total"], d["unit"]), duration(d["stopped_max"], d["unit"])]
             for r, d in stw.items()]
     return table(["reason", "pauses", "time to stop", "max", "time stopped", "max"], rows,
-                 title="stop-the-world pauses", left=1)
+                 title="stop-the-world pauses" + (" (virtual clock)" if any(d.get("clock") == "virtual" for d in stw.values()) else ""),
+                 left=1)
 
 
 def header(res) -> str:
@@ -232,6 +240,10 @@ def print_report(res) -> None:
     if res.memstats:
         print(memstats_table(res.memstats))
         print()
+    if res.vtime:
+        from .vtimereport import summary_line
+        print(summary_line(res.vtime, res.mutators))
+        print("lock waits, holds and pauses below are in virtual ns (one core per P)\n")
     if res.locks:
         print(lock_tables(res.locks))
         print()
@@ -329,7 +341,14 @@ def run_demo(args) -> int:
     if args.save_schedule and not cfg.controlled():
         raise ConfigError("save_schedule", "only a controlled run has a schedule to save "
                                            "(use --scheduler random or pct, with --steps)")
-    for path, name in ((args.trace, "trace"), (args.save_schedule, "save_schedule")):
+    if args.save_schedule and cfg.scheduler == "vtime":
+        raise ConfigError("save_schedule", "a vtime run is a function of its options and seed: "
+                                           "run it again with them instead of saving a schedule")
+    report = getattr(args, "vtime_report", None)
+    if report and cfg.scheduler != "vtime":
+        raise ConfigError("vtime_report", "--vtime-report needs --scheduler vtime")
+    for path, name in ((args.trace, "trace"), (args.save_schedule, "save_schedule"),
+                       (report if report != "-" else None, "vtime_report")):
         if path:
             check_writable(path, name)
     refuse_impossible(cfg)
@@ -346,6 +365,12 @@ def run_demo(args) -> int:
         print(json.dumps(res.to_json(), default=str))
     else:
         print_report(res)
+    if report and res.vtime:
+        from .vtimereport import breakdown_table, breakdown_png
+        if not args.json:
+            print("\n" + breakdown_table(res.vtime))
+        if report != "-":
+            breakdown_png(res.vtime, report)
     if interrupted:
         print(f"concalloc: interrupted after {res.elapsed:.1f} s; the report covers the run so far",
               file=sys.stderr)

@@ -42,6 +42,9 @@ def with_run_bounds(cfg: Config) -> Config:
 def scheduler_options(cfg: Config) -> dict:
     if cfg.scheduler == "os":
         return {"noise": cfg.noise, "switch_interval": cfg.switch_interval}
+    if cfg.scheduler == "vtime":
+        from .costmodel import load
+        return {"costs": load(cfg.cost_table, cfg.costs)}
     if cfg.scheduler == "pct":
         return {"depth": cfg.pct_depth, "pct_k": cfg.pct_k, "max_steps": cfg.max_steps}
     if cfg.scheduler == "replay":
@@ -111,6 +114,8 @@ FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "gc_workers": Flag("--gc-workers"),
     "gctrace": Flag("--gctrace", kind="switch", observe=True),
     "gccheckmark": Flag("--godebug", kind="godebug"),
+    "cost_table": Flag("--cost-table"),
+    "costs": Flag("--cost", kind="repeat"),
 }
 
 # Config fields with no `run` flag, and why.
@@ -121,7 +126,7 @@ NO_FLAG = {
 
 # Names other than Config fields that errors use, and the flags users know them by.
 OTHER_NAMES = {"GODEBUG": "--godebug", "reserve": "--reserve", "save_schedule": "--save-schedule",
-               "out": "--out", "repeat": "--repeat", "cache": "--cache"}
+               "out": "--out", "repeat": "--repeat", "cache": "--cache", "vtime_report": "--vtime-report"}
 
 
 def flag_for(name: str) -> str:
@@ -144,6 +149,9 @@ def replay_command(cfg: Config, cache: bool = True) -> str:
             godebug.append(f"{name}={int(value)}")
         elif flag.kind == "switch":
             parts += [flag.option] if value else []
+        elif flag.kind == "repeat":
+            for item in value:
+                parts += [flag.option, shlex.quote(str(item))]
         elif flag.kind == "negated":
             parts += [] if value else [flag.option]
         else:

@@ -35,6 +35,7 @@ class RunResult:
     mutators: dict = field(default_factory=dict)
     gc: dict = field(default_factory=dict)
     elapsed: float = 0.0
+    vtime: dict | None = None          # --scheduler vtime: clocks and their breakdown
 
     def to_json(self) -> dict:
         from .runconfig import RUN_FORMAT, RUN_VERSION
@@ -42,6 +43,8 @@ class RunResult:
              "locks": self.locks, "stw": self.stw, "violations": self.violations,
              "sched": self.sched, "mutators": self.mutators, "gc": self.gc,
              "elapsed_s": round(self.elapsed, 3)}
+        if self.vtime is not None:
+            d["vtime"] = self.vtime
         if self.event_log_hash is not None:
             d["event_log_hash"] = self.event_log_hash
         if self.error is not None and not isinstance(self.error, Violation):

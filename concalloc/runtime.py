@@ -70,6 +70,7 @@ class Runtime:
             self.gc.stop()
         self.heap.mheap.on_refill = self.gc.on_alloc_slow_path
         self.heap.mheap.on_large_alloc = lambda c, s: self.gc.on_alloc_slow_path(c)
+        self.sched.attach_runtime(self)  # vtime: bind the cost hooks
 
     @property
     def globals(self) -> tuple[int, ...]:
@@ -223,6 +224,10 @@ class Runtime:
         if res.memstats:
             res.memstats.update(self.gc.memstats())
         res.gc = self.gc.to_json()
+        if hasattr(self.sched, "summary"):   # vtime: where virtual time went
+            res.vtime = self.sched.summary(res.mutators, cfg.procs)
+            for d in [res.locks, *res.stw.values()]:
+                d["clock"] = "virtual"
         if self.events is not None and cfg.controlled():
             res.event_log_hash = self.events.event_log_hash()
         if cfg.trace and self.events is not None:

@@ -10,8 +10,9 @@ buffer implied by where it sits.
   scheduler's step count, so the merged log, sorted by (seq, thread, index),
   is the same bit for bit for the same (program, seed); under the OS
   scheduler it is the wall time.
-* t_ns is wall time (perf_counter_ns) since the recorder was made; it feeds
-  the trace export and never the determinism hash.
+* t_ns is wall time (perf_counter_ns) since the recorder was made, or the
+  thread's virtual clock under vtime; it feeds the trace export and never
+  the determinism hash.
 
 Free when off: a disabled Recorder is falsy and its emit is a no-op bound
 at construction, so callers write ``rec = ctx.events`` then
@@ -77,6 +78,15 @@ class Recorder:
         if scheduler.controlled:
             self._seq = scheduler.clock
             self.logical = True
+        if getattr(scheduler, "clock_name", None) == "virtual":
+            self.emit = self._emit_virtual     # vtime: the trace's time is the virtual clock too
+
+    def _emit_virtual(self, kind: str, **fields) -> None:
+        buf = self._local.events
+        if buf is None:
+            buf = self._new_buffer()
+        t = self._seq()
+        buf.append((t, t, kind, fields))
 
     def emit(self, kind: str, **fields) -> None:
         buf = self._local.events

@@ -27,6 +27,7 @@ SCHEDULERS = {
     "os-noise": {"scheduler": "os", "noise": 0.2, "switch_interval": 0.0005},
     "random": {"scheduler": "random"},
     "pct": {"scheduler": "pct", "pct_k": 5000},
+    "vtime": {"scheduler": "vtime"},
 }
 # Handshakes between threads, contended by design under free threads: the
 # stop-the-world lock, and the collector's control lock the last mutator

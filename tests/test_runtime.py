@@ -39,6 +39,7 @@ SCHEDULERS = {
     # depth 6 gives 5 change points in the first 2000 decisions, each one
     # dropping the running (top) mutator: all 4 end up below the collector.
     "pct": {"scheduler": "pct", "pct_depth": 6, "pct_k": 2000},
+    "vtime": {"scheduler": "vtime"},
 }
 
 
@@ -181,7 +182,7 @@ class OppositeOrders(Workload):
                 pass
 
 
-@pytest.mark.parametrize("sched", ["random", "pct"])
+@pytest.mark.parametrize("sched", ["random", "pct", "vtime"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_opposite_lock_orders_deadlock_in_controlled_mode(sched, seed):
     # Both locks have the same rank, which rank checking forbids outright;
@@ -257,7 +258,7 @@ class RankInversion(Workload):
             m.alloc(64)
 
 
-@pytest.mark.parametrize("sched", ["os", "random", "pct"])
+@pytest.mark.parametrize("sched", ["os", "random", "pct", "vtime"])
 def test_rank_inversion_in_a_mutator_is_caught(sched):
     cfg = Config(lock_stats=True, procs=3, steps=100_000, scheduler=sched, reserve_bytes=GiB)
     _rt, res = run_custom(RankInversion(), cfg, timeout=60)

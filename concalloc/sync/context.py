@@ -50,6 +50,9 @@ class SyncContext:
 
     def mutex(self, name: str, rank: Rank, lock_class: str | None = None) -> Mutex:
         m = Mutex(name, rank, lock_class, self)
+        on_mutex = getattr(self.scheduler, "on_mutex", None)
+        if on_mutex is not None:     # vtime: a decision before each release, a critical-section price
+            on_mutex(m)
         with self._registry_lock:
             self._mutexes.append(m)
         return m

@@ -53,6 +53,7 @@ class _Worker:
 class ControlledScheduler(Scheduler):
     controlled = True
     clock_unit = "steps"
+    clock_name = "steps"
 
     def __init__(self, kind: str, seed: int, strategy: Strategy, opts: dict, max_steps: int = 1_000_000):
         super().__init__(seed, {**opts, "max_steps": max_steps})
@@ -71,7 +72,7 @@ class ControlledScheduler(Scheduler):
             raise RuntimeError("controlled run: start threads before join_all or from a managed thread")
         if any(w.name == name for w in self._workers):
             raise ValueError(f"thread name {name!r} already used in this run")
-        w = _Worker(name)
+        w = self._new_worker(name, parent)
         self._workers.append(w)
         self.strategy.on_spawn(w, self._workers)
         t = threading.Thread(target=self._thread_main, args=(w, fn), name=name, daemon=True)
@@ -79,6 +80,10 @@ class ControlledScheduler(Scheduler):
         t.start()
         if parent is not None:
             self._decide(parent, f"spawn {name}")
+
+    def _new_worker(self, name: str, parent: _Worker | None) -> _Worker:
+        """The worker of a new thread (vtime gives it a clock, started at its parent's)."""
+        return _Worker(name)
 
     def _thread_main(self, w: _Worker, fn) -> None:
         self._tls.worker = w
@@ -166,7 +171,7 @@ class ControlledScheduler(Scheduler):
         try:
             if step > self.max_steps:
                 raise StepLimitExceeded(f"controlled run exceeded max_steps={self.max_steps} at {full}")
-            enabled = [x for x in self._workers if x.enabled()]
+            enabled = self._runnable(w)
             if not enabled:
                 raise Deadlock({x.name: x.why() for x in self._workers if not x.done}, step, full)
             nxt = self.strategy.choose(step, full, w, enabled)
@@ -178,6 +183,10 @@ class ControlledScheduler(Scheduler):
         if rec is not None:
             rec.emit("sched_decision", label=full, chosen=nxt.name)
         return nxt
+
+    def _runnable(self, current: _Worker | None) -> list[_Worker]:
+        """The enabled workers, in registration order (vtime also sees who woke)."""
+        return [x for x in self._workers if x.enabled()]
 
     def _wake_all(self) -> None:
         for w in self._workers:

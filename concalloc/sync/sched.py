@@ -11,6 +11,8 @@ owns how those threads interleave:
   run.  Every wait of the sync layer in this mode is a timed wait in a loop
   that checks ``aborting``, so a stopped run never hangs.
 * ``random`` / ``pct`` / ``replay`` (controlled.py): one thread runs at a time.
+* ``vtime`` (vtime.py): controlled, and every thread has a virtual clock;
+  the smallest clock runs next (a discrete-event simulation, one core per thread).
 
 Whatever the scheduler, the first run-ending error (a thread's exception,
 a deadlock, a replay divergence, a timeout) is kept, the other threads are
@@ -31,7 +33,7 @@ from .errors import Aborted, ThreadFailure
 POLL = 0.05            # seconds between abort checks in the OS mode's timed waits
 ABORT_GRACE = 5.0      # seconds join_all waits for threads to unwind after an abort
 
-CONTROLLED_KINDS = ("random", "pct", "replay")
+CONTROLLED_KINDS = ("random", "pct", "replay", "vtime")
 KINDS = ("os",) + CONTROLLED_KINDS
 
 
@@ -86,9 +88,17 @@ class Scheduler:
     def config(self) -> dict:
         return {"kind": self.kind, "seed": self.seed, **self.opts}
 
-    # The clock of lock statistics and event ordering: ns here, logical steps when controlled.
+    # The clock of lock statistics and event ordering: ns here, logical steps when controlled,
+    # virtual ns under vtime.  clock_name says which one ("wall", "steps", "virtual").
     clock = staticmethod(time.perf_counter_ns)
     clock_unit = "ns"
+    clock_name = "wall"
+
+    def attach_runtime(self, rt) -> None:
+        """Called once a Runtime is built on this scheduler, before it runs (vtime binds its costs)."""
+
+    def charge(self, key: str, units: int = 1) -> None:
+        """vtime: add cost(key) * units to the calling thread's clock.  A no-op elsewhere."""
 
     def alive(self) -> list[str]:
         with self._reg_lock:
@@ -256,10 +266,14 @@ def _thread_rng(seed: int, name: str) -> random.Random:
 
 def make_scheduler(kind: str = "os", seed: int = 0, **opts) -> Scheduler:
     """os(noise, switch_interval) | random(max_steps) | pct(depth, pct_k, max_steps)
+    | vtime(costs: a costmodel.CostModel, max_steps)
     | replay(schedule, max_steps): `schedule` is a list of (label, thread) or a
     saved schedule file's dict or path."""
     if kind == "os":
         return OsScheduler(seed, **opts)
+    if kind == "vtime":
+        from .vtime import VtimeScheduler
+        return VtimeScheduler(seed, **opts)
     if kind in CONTROLLED_KINDS:
         from .controlled import make_controlled
         return make_controlled(kind, seed, **opts)

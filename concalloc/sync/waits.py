@@ -118,6 +118,11 @@ class _ControlledEvent(Event):
 
     def wait(self, timeout: float | None = None) -> bool:
         label = f"wait event {self.name}"
+        timed = getattr(self._sched, "block_until", None)   # vtime: a timeout is virtual time
+        if timed is not None and timeout is not None and not self._flag:
+            name = self.name
+            timed(label, self.is_set, lambda: f"event {name} not set", timeout)
+            return self._flag
         if timeout is not None or self._flag:
             self._sched.yield_point(label)
         else:

@@ -5,7 +5,7 @@ import pytest
 from concalloc.sync import SyncContext, make_scheduler
 
 # Small pct_k so that change points fall inside these short runs.
-SCHED_OPTS = {"os": {}, "random": {}, "pct": {"depth": 2, "pct_k": 40}}
+SCHED_OPTS = {"os": {}, "random": {}, "pct": {"depth": 2, "pct_k": 40}, "vtime": {}}
 JOIN_TIMEOUT = 20.0     # a safety net only: nothing asserts on time
 
 

@@ -1,0 +1,3 @@
+module concalloc/calibrate
+
+go 1.19
