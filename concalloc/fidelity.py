@@ -169,12 +169,15 @@ def _run_concalloc(fields: dict):
     return Runtime(Config(**fields)).run()
 
 
-def concalloc_cycles(exp: Experiment, steps: int | None = None) -> list[dict]:
-    """Run exp under concalloc once; its GC cycle records."""
+def concalloc_cycles(exp: Experiment, steps: int | None = None, scheduler: str = "os") -> list[dict]:
+    """Run exp under concalloc once (free threads, or in virtual time); its GC cycle records."""
     if not _collector_config_ready():
         raise NothingToCompare("concalloc has no collector yet (Config has no gogc): "
                                "no GC cycles to compare with Go")
-    result = _run_concalloc(exp.config_fields(steps))
+    fields = exp.config_fields(steps)
+    if scheduler != "os":      # a controlled run: allow it every decision it needs
+        fields.update(scheduler=scheduler, max_steps=10**12)
+    result = _run_concalloc(fields)
     if result.exit_code != 0:
         raise NothingToCompare(f"{exp.name}: the concalloc run failed "
                                f"(exit {result.exit_code}: {result.error})")
@@ -185,14 +188,14 @@ def concalloc_cycles(exp: Experiment, steps: int | None = None) -> list[dict]:
     return cycles
 
 
-def run(experiments, go: dict, steps: int | None = None) -> list[tuple[str, list[dict]]]:
+def run(experiments, go: dict, steps: int | None = None, scheduler: str = "os") -> list[tuple[str, list[dict]]]:
     """Each experiment under concalloc, compared with go (load_go_summary())."""
     results = []
     for exp in experiments:
         ref = go.get("experiments", {}).get(exp.name)
         if ref is None:
             raise NothingToCompare(f"{exp.name}: not in the Go summary")
-        ours = summarize([concalloc_cycles(exp, steps)])
+        ours = summarize([concalloc_cycles(exp, steps, scheduler)])
         results.append((exp.name, compare(ref["summary"], ours)))
     return results
 
@@ -207,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", metavar="NAME", help="run only the experiment with this name (any variant)")
     ap.add_argument("--steps", type=int, help="override the steps of every experiment (a quick look; "
                                               "the cycle count is then not comparable)")
+    ap.add_argument("--scheduler", choices=("os", "vtime"), default="os",
+                    help="concalloc's threads: free (os, default) or in virtual time priced from Go 1.19 "
+                         "(vtime; minutes per experiment)")
     ap.add_argument("--go-summary", type=Path, default=GO_SUMMARY, help="the Go side's summary.json")
     try:
         args = ap.parse_args(argv)
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fidelity: --steps must be >= 1, got {args.steps}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        results = run(exps, load_go_summary(args.go_summary), args.steps)
+        results = run(exps, load_go_summary(args.go_summary), args.steps, args.scheduler)
     except NothingToCompare as e:
         print(f"fidelity: {e}", file=sys.stderr)
         return EXIT_NOTHING

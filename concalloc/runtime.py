@@ -158,11 +158,13 @@ class Runtime:
         cfg = self.config
         res = RunResult(config=run_config_dict(cfg, self.cache))
         t0 = time.monotonic()
-        dog = None
-        if not cfg.controlled():
-            dog = Watchdog(self.progress_counter, cfg.hang_seconds,
-                           lambda report: self.sched.abort(Hang(report)),
-                           mutexes=self.sync.all_mutexes).start()
+        # The watchdog: no allocation for hang_seconds under free threads; no
+        # scheduling decision under a controlled scheduler (a thread that
+        # never reaches a yield point holds the baton forever).  It only
+        # looks; a run it does not end is untouched by it.
+        progress = (lambda: self.sched.steps) if cfg.controlled() else self.progress_counter
+        dog = Watchdog(progress, cfg.hang_seconds, lambda report: self.sched.abort(Hang(report)),
+                       mutexes=self.sync.all_mutexes).start()
         with replay_context(replay_command(cfg, self.cache)):
             # The collector first: under free threads a mutator runs as soon as
             # it is started, and a kick the collector is not yet there to take

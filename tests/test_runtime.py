@@ -356,3 +356,24 @@ def test_invariant_violation_exits_1_with_replay(sched):
     assert v["invariant"] == "heap.accounting", v
     assert v["replay"] == replay_command(cfg)
     assert "error" not in res.to_json()       # a violation is reported under "violations"
+
+
+def test_a_controlled_thread_that_never_yields_is_a_hang():
+    """Under a controlled scheduler a thread that never reaches a yield point
+    keeps the baton: the watchdog sees no decision for --hang-seconds and ends
+    the run with exit 3 and the thread dump, as it does for free threads."""
+    import time as _time
+
+    class Spinner(Workload):
+        def run(self, m, cfg):
+            m.alloc(64)
+            end = _time.monotonic() + 4.0       # bounded, so the test leaves no spinning thread
+            while _time.monotonic() < end:
+                pass
+            m.alloc(64)
+
+    cfg = Config(procs=2, steps=10, scheduler="random", hang_seconds=1.0, reserve_bytes=GiB)
+    _rt, res = run_bounded(cfg, workload=Spinner())
+    assert res.exit_code == EXIT_INTERNAL, describe(cfg, res)
+    assert isinstance(res.error, Hang), describe(cfg, res)
+    assert "no progress" in str(res.error) and "thread P" in str(res.error)
