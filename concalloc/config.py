@@ -46,7 +46,8 @@ class Config:
     # checking (GODEBUG)
     invalidptr: bool = True
     lockrank: bool = True                # static lock ranking checks
-    heapcheck: int = 1                   # 0 off, 1 verify_heap at STW points, 2 also every mutator pointer access
+    heapcheck: int = 1                   # 0 off; 1 verify_heap before GC cycles 1, 2, 4, 8... and at the end;
+                                         # 2 before every cycle, and every mutator pointer access checked
     gccheckmark: bool = False            # re-mark from the roots at mark termination
     gctrace: bool = False                # one line per GC cycle on stderr
     # the collector

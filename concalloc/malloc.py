@@ -85,7 +85,7 @@ def _small_slow(c, spc: int, needzero: bool) -> int:
     if needzero and s.needzero:
         c.heap.sysmem.memclr(x, s.elemsize)
     if refilled:
-        _after_refill(c)
+        _after_refill(c, x)
     return x
 
 
@@ -101,7 +101,7 @@ def _small_scan(c, size: int, typ) -> int:
     c.heapBitsSetType(s, x, size, typ)
     c.scanAlloc += typ.scan_size(size)
     if refilled:
-        _after_refill(c)
+        _after_refill(c, x)
     return x
 
 
@@ -128,7 +128,7 @@ def _tiny(c, size: int, take_block=None) -> int:
         c.tiny = x
         c.tinyoffset = size
     if refilled:          # the trigger test comes last, with the block in place
-        _after_refill(c)
+        _after_refill(c, x)
     return x
 
 
@@ -183,14 +183,26 @@ def _large(c, size: int, typ, needzero: bool) -> int:
         c.gcAssistBytes -= npages << PAGE_SHIFT
     hook = h.on_large_alloc
     if hook is not None:
-        hook(c, s)
+        c.allocating = s.startAddr
+        try:
+            hook(c, s)
+        finally:
+            c.allocating = 0
     return s.startAddr
 
 
-def _after_refill(c) -> None:
+def _after_refill(c, x: int) -> None:
+    """The end of a slow path: the collector's hook (assist, trigger test).
+    An assist may wait at a safe point, where this P's stack can be scanned:
+    the new object x is then only in mallocgc's frame, which Go's stack scan
+    sees; here it sits in the mcache's `allocating` register meanwhile."""
     hook = c.heap.on_refill
     if hook is not None:
-        hook(c)
+        c.allocating = x
+        try:
+            hook(c)
+        finally:
+            c.allocating = 0
 
 
 def mallocgc_nocache(c, size, typ=None, needzero: bool = True) -> int:
@@ -217,5 +229,5 @@ def mallocgc_nocache(c, size, typ=None, needzero: bool = True) -> int:
         c.heapBitsSetType(s, x, size, typ)
         c.scanAlloc += typ.scan_size(size)
     if grew:
-        _after_refill(c)
+        _after_refill(c, x)
     return x

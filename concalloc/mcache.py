@@ -22,7 +22,7 @@ from .gc.mark import gcmarknewobjects
 
 class MCache:
     __slots__ = ("heap", "pid", "alloc", "tiny", "tinyoffset", "tinyAllocs",
-                 "scanAlloc", "flushGen", "emptymspan", "nrefill", "gcAssistBytes", "markedBlack",
+                 "scanAlloc", "flushGen", "emptymspan", "nrefill", "gcAssistBytes", "markedBlack", "allocating",
                  "heapBitsSetType")
 
     def __init__(self, heap, pid: int = 0):
@@ -38,6 +38,7 @@ class MCache:
         self.nrefill = 0
         self.gcAssistBytes = 0  # assist credit in bytes, negative = debt (Go keeps it per G)
         self.markedBlack = 0    # bytes allocated black this cycle (gcmarknewobject)
+        self.allocating = 0     # the object a slow path is returning while the GC hook runs (a root)
         # mallocgc writes heap bits through this (set once): the recording
         # variant only when the heap keeps the heapcheck=2 type record.
         self.heapBitsSetType = heapBitsSetTypeRecorded if heap.recordTypes else heapBitsSetType

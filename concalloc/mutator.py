@@ -13,7 +13,8 @@ being stopped and runs the safe-point functions the collector asked of it
 scheduler with no noise a yield point is a bound no-op; with the mcentral
 cache off, allocation goes straight to the mcentral under its lock.
 
-Roots: the stack slots, and two "registers" -- the result of the last
+Roots: the stack slots, the object an allocation slow path is returning
+(mcache.allocating, mallocgc's frame), and two "registers" -- the result of the last
 allocation and of the last pointer load -- which Go's stack maps would see
 as live locals.  An address a workload holds in a Python local across a
 safe point must be in a slot, a register or reachable from one.
@@ -189,12 +190,12 @@ class Mutator:
             self._world.acquirep(self.p)
         gc.sweep_all()
 
-    def gc_start(self) -> None:
+    def gc_start(self) -> bool:
         """Ask for a cycle now and return at once (the cycle's first stop of
-        the world parks this P at its next safe point)."""
+        the world parks this P at its next safe point).  A no-op while a
+        cycle is already asked for or running; True if it asked."""
         gc = self.rt.gc
-        if gc is not None:
-            gc.request_cycle()
+        return gc is not None and gc.start_cycle_async()
 
     def get_global(self, i: int) -> int:
         slot = self._md.global_addr(i)

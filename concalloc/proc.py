@@ -112,6 +112,7 @@ class World:
             self.gcwaiting = True
             for p in self.allp:
                 p.preempt = True
+            self.safepoint_cond.notify_all()      # Ps parked in an assist stop for it too
             self.stopwait = sum(1 for p in self.allp if p.status == P_RUNNING)
             while self.stopwait > 0:
                 self.stopped_cond.wait()
@@ -197,6 +198,25 @@ class World:
                         r.state = _REQ_DONE
                     self.safepoint_cond.notify_all()
 
+    def park_at_safepoint(self, p: P, ready) -> None:
+        """p's mutator waits, at a safe point, until ready() holds (checked
+        under sched.lock; whoever makes it true notifies safepoint_cond).
+        Meanwhile it serves safe-point functions and stops with the world,
+        as a parked goroutine is scannable (Go's gcParkAssist)."""
+        while True:
+            with self.lock:
+                while not (ready() or p.safePointFns or self.gcwaiting):
+                    self.safepoint_cond.wait()
+                done = ready() and not p.safePointFns and not self.gcwaiting
+            if done:
+                return
+            self.safepoint(p)
+
+    def wake_parked(self) -> None:
+        """Wake every P parked in park_at_safepoint to look at its ready() again."""
+        with self.lock:
+            self.safepoint_cond.notify_all()
+
     def _hand_over_requests(self, p: P) -> None:
         """(sched.lock held) p stopped running with requests pending: their
         requesters run them themselves, p being idle."""
@@ -225,6 +245,8 @@ class World:
                     reqs.append((p, r))
                 else:
                     direct.append(p)
+            if reqs:
+                self.safepoint_cond.notify_all()  # a P parked in an assist serves requests
         for p in direct:
             self._run_borrowed(p, fn)
         for p, r in reqs:

@@ -40,6 +40,8 @@ def _roots(gc):
         for i, v in enumerate(m.regs):
             if v:
                 yield v, f"{p.name} register {'alloc' if i == 0 else 'load'}"
+        if p.mcache.allocating:
+            yield p.mcache.allocating, f"{p.name} mallocgc (the object being allocated)"
 
 
 def runCheckmark(gc) -> int:

@@ -103,6 +103,7 @@ class GC:
         self.stopping = False               # lock: the mutators are done
         self.exiting = False                # lock: the collector thread is done; helpers exit
         self.assist_work = AtomicInt(0)
+        self.assists_parked = AtomicInt(0)  # Ps parked in gcParkAssist
         self.bytesMarked = AtomicInt(0)
         self.bg_cpu_ns = AtomicInt(0)
         self.assist_cpu_ns = AtomicInt(0)
@@ -251,6 +252,16 @@ class GC:
             self.kick_cond.notify()
             return self.numgc + 1 + int(in_flight)
 
+    def start_cycle_async(self) -> bool:
+        """m.gc_start(): ask for a cycle unless one is already asked for or
+        running (so requests never pile up); True if this call asked."""
+        with self.lock:
+            if self.forced or self.started > self.numgc:
+                return False
+            self.forced += 1
+            self.kick_cond.notify()
+            return True
+
     def wait_cycle(self, n: int) -> None:
         with self.lock:
             while self.numgc < n and not self.stopping:
@@ -279,6 +290,8 @@ class GC:
             self.ctl.heapScanWork.add(gcw.heapScanWork)
             if bg_credit:
                 self.ctl.bgScanCredit.add(gcw.heapScanWork)
+                if self.assists_parked.load():     # gcFlushBgCredit: pay parked assists
+                    self.world.wake_parked()
             gcw.heapScanWork = 0
         if gcw.bytesMarked:
             self.bytesMarked.add(gcw.bytesMarked)
@@ -297,7 +310,7 @@ class GC:
         rec = {"n": self.numgc + 1, "forced": forced, "procs": len(self.allp)}
         with self.lock:
             self.started += 1
-        if self.cfg.heapcheck >= 1:
+        if self.verify_due(rec["n"]):
             self.verify_heap_stw()
         cpu0 = self.cpuclock()
         self.gcStart(rec)
@@ -333,6 +346,13 @@ class GC:
         w.startTheWorld()
         with self.lock:
             self.work_cond.notify_all()
+
+    def verify_due(self, n: int) -> bool:
+        """heapcheck=1: verify_heap before cycles 1, 2, 4, 8, ... (the run's
+        end verifies too), so checking stays a small part of a long run;
+        heapcheck=2: before every cycle."""
+        hc = self.cfg.heapcheck
+        return hc >= 2 or (hc == 1 and n & (n - 1) == 0)
 
     def verify_heap_stw(self) -> None:
         """heapcheck >= 1: verify_heap in a stop of its own just before the

@@ -126,6 +126,8 @@ def scanstack(gc, p, gcw) -> None:
         for v in m.regs:
             if v:
                 shade(gc, v, gcw)
+        if p.mcache.allocating:          # mallocgc's frame: the object it is returning
+            shade(gc, p.mcache.allocating, gcw)
         gc.ctl.stackScanWork.add(8 * (len(m.stack) + len(m.regs)))
     p.gcscandone = True
 
@@ -225,6 +227,32 @@ def gcAssistAlloc(gc, p) -> None:
     done = gcDrainN(gc, p.gcw, work)
     c.gcAssistBytes += 1 + int(assistBytesPerWork * done)
     gc.assist_work.add(done)
+    if c.gcAssistBytes < 0:
+        gcParkAssist(gc, p)
+
+
+def gcParkAssist(gc, p) -> None:
+    """Still in debt with no work to steal: wait for background credit or for
+    blackening to end (Go's assist queue), paying with credit as it comes.
+    The P waits at a safe point: its stack can be scanned meanwhile, which
+    the worker producing the credit may need."""
+    ctl = gc.ctl
+    c = p.mcache
+    world = gc.world
+    gc.assists_parked.add(1)
+    try:
+        while gc.blackenEnabled and c.gcAssistBytes < 0:
+            gc.yp("assist.park")
+            world.park_at_safepoint(p, lambda: not gc.blackenEnabled or ctl.bgScanCredit.load() > 0
+                                    or c.gcAssistBytes >= 0)
+            credit = ctl.bgScanCredit.load()
+            if credit > 0 and gc.blackenEnabled:
+                want = int(ctl.assistWorkPerByte.load() * -c.gcAssistBytes) + 1
+                steal = min(credit, want)
+                ctl.bgScanCredit.add(-steal)
+                c.gcAssistBytes += int(ctl.assistBytesPerWork.load() * steal) + 1
+    finally:
+        gc.assists_parked.add(-1)
 
 
 def check_no_grey(gc) -> None:
