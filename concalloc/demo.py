@@ -50,8 +50,9 @@ def add_run_arguments(p, grid: bool = False) -> None:
     g.add_argument("--reserve", default=format_bytes(d.reserve_bytes), metavar="BYTES",
                    help="address-space reservation, a multiple of 64MiB (default: %(default)s)")
     w = p.add_argument_group("workload")
-    w.add_argument("--workload", choices=WORKLOADS, default=d.workload,
-                   help="what each mutator runs (default: %(default)s)")
+    w.add_argument("--workload", default=d.workload, metavar="NAME|FILE.py|MODULE[:NAME]",
+                   help=f"what each mutator runs: a built-in ({', '.join(WORKLOADS)}) or your own, "
+                        "a .py file or package.module[:name] (docs/workloads.md) (default: %(default)s)")
     w.add_argument("--steps", type=int, default=None,
                    help=f"allocations per mutator (default: {DEFAULT_CONTROLLED_STEPS} under a controlled "
                         "scheduler; under os the run is bounded by --seconds)")
