@@ -24,7 +24,7 @@ DESCRIPTION = "two mutators move one object between two parents while GC cycles 
 NODE = Type("lostnode", 24, [0, 1])   # left, right: pointers; word 2: a value
 LEFT, RIGHT, VALUE = 0, 1, 2
 ROOT = 0                              # the global that holds R
-GC_EVERY = 50                         # the reader starts a cycle every GC_EVERY steps
+GC_EVERY = 50                         # the reader asks for a cycle about every GC_EVERY steps
 
 
 def slots(cfg) -> int:
@@ -78,7 +78,7 @@ def _move(m) -> None:
 
 def _read(m) -> None:
     """P1: find B from the global and check its value; start a cycle now and then."""
-    step = 0
+    step = asked = 0
     while m.running():
         m.new(NODE)
         r = m.get_global(ROOT)
@@ -90,5 +90,8 @@ def _read(m) -> None:
                   address=b)
         m.clear_slot(0)
         step += 1
-        if step % GC_EVERY == 0 or m.rng.random() < 0.01:
+        # A cycle every GC_EVERY steps (a random step now and then), once the last one asked
+        # for has ended: requests made faster than cycles end would queue up.
+        if (step % GC_EVERY == 0 or m.rng.random() < 0.01) and m.rt.nchecks >= asked:
+            asked = m.rt.nchecks + 1
             m.gc_start()

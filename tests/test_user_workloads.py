@@ -265,3 +265,8 @@ def test_contention_takes_a_user_workload(tmp_path, capsys):
                          "--cache", "on", "--steps", "100", "--scheduler", "random", "--out", str(tmp_path))
     assert code == EXIT_OK, err
     assert json.loads(out)["config"]["workload"] == str(EXAMPLE)
+
+
+def test_the_docs_show_the_example_whole():
+    doc = (REPO / "docs" / "workloads.md").read_text()
+    assert EXAMPLE.read_text() in doc
