@@ -88,7 +88,12 @@ def add_run_arguments(p, grid: bool = False) -> None:
     s.add_argument("--max-steps", type=int, default=d.max_steps,
                    help="controlled runs: the scheduling-decision cap (default: %(default)s)")
     gc = p.add_argument_group("collector")
-    gc.add_argument("--gogc", default="100", help="GOGC: heap growth percent per cycle, or off (default: 100)")
+    if grid:   # a list: the GC-pressure axis of the grid
+        gc.add_argument("--gogc", default=None, metavar="N,...|off",
+                        help="GOGC values to try, e.g. 50,100,off: each cell runs once per value and the "
+                             "table shows every lock class (default: 100, one value)")
+    else:
+        gc.add_argument("--gogc", default="100", help="GOGC: heap growth percent per cycle, or off (default: 100)")
     gc.add_argument("--memlimit", default="off", help="GOMEMLIMIT, e.g. 64MiB (default: off)")
     gc.add_argument("--barrier", choices=BARRIERS, default=d.barrier,
                     help="write barrier (default: %(default)s, as Go ships it)")
