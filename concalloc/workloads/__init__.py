@@ -59,7 +59,7 @@ OPTIONAL = ("validate", "setup")  # callables it may have
 _MODULE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?")
 
 _loaded: dict[str, object] = {}   # reference -> workload; _load_lock
-_load_lock = threading.Lock()
+_load_lock = threading.RLock()       # re-entrant: a workload module may itself build a Config
 
 
 def is_file_ref(ref: str) -> bool:
