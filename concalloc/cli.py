@@ -2,7 +2,7 @@
 
 Subcommands:
     run           the demo: the whole runtime on sensible defaults
-    contention    the contention experiment: Ps x mcache on/off -> table, CSV, JSON, PNG
+    contention    the contention experiment: Ps x mcache on/off (x GOGC) -> table, CSV, JSON, PNG
     sizeclasses   Go's size-class table, as sizeclasses.go prints it (--json)
     calibrate     measure Go 1.19 here and write the virtual-time cost table
     version
@@ -78,6 +78,20 @@ def _cache_list(text: str) -> list[bool]:
     return [v == "on" for v in _once(vals, "--cache")]
 
 
+def _gogc_list(text: str) -> list[int]:
+    """--gogc 100,50,off -> [50, 100, -1]: more GC pressure first, off last, each value once."""
+    from .contention import gogc_order
+    from .demo import parse_gogc
+    from .log import logger
+    vals = [parse_gogc(x) for x in text.split(",") if x.strip()]
+    if not vals:
+        raise UsageError(f"--gogc: expected a comma-separated list of percents or off, got {text!r}")
+    out = list(dict.fromkeys(vals))
+    if len(out) < len(vals):
+        logger.warning("--gogc: each value is run once (got {})", text)
+    return sorted(out, key=gogc_order)
+
+
 def _once(vals: list, flag: str) -> list:
     from .log import logger
     out = list(dict.fromkeys(vals))
@@ -87,29 +101,36 @@ def _once(vals: list, flag: str) -> list:
 
 
 def _cmd_contention(args) -> int:
-    from .contention import check_outputs, grid_table, run_grid, write_outputs
+    from .contention import (CLASSES, all_classes, check_outputs, grid_table, plot_classes, run_grid,
+                             write_outputs)
     from .demo import EXIT_INTERRUPTED, config_from_args
     procs = _int_list(args.procs_list)
     caches = _cache_list(args.cache_list)
     if args.repeat < 1 or args.repeat > 100:
         raise UsageError(f"--repeat: must be an integer in [1, 100], got {args.repeat}")
+    gc_axis = args.gogc is not None            # --gogc given: GC pressure is an axis
+    gogcs = _gogc_list(args.gogc) if gc_axis else None
     args.procs, args.mutators, args.cache = max(procs), None, "on"
+    args.gogc = str(gogcs[0]) if gc_axis else "100"
     cfg = config_from_args(args)
+    for g in gogcs or ():
+        cfg.replace(gogc=g)                    # each value valid before any work
     paths = check_outputs(args.out)           # before any work: a bad --out loses nothing
-    rows, interrupted = run_grid(cfg, procs, caches, repeat=args.repeat, progress=not args.json)
+    rows, interrupted = run_grid(cfg, procs, caches, repeat=args.repeat, progress=not args.json, gogc_list=gogcs)
     title = (f"{cfg.workload} workload, {cfg.steps or cfg.seconds} {'steps' if cfg.steps else 's'} per run, "
              f"scheduler {cfg.scheduler}, seed {cfg.seed}"
              + (", clock: virtual ns (one core per P)" if cfg.scheduler == "vtime" else
                 ", clock: wall ns" if cfg.scheduler == "os" else ", clock: scheduler steps")
              + (f", costs {' '.join(cfg.costs)}" if cfg.costs else "")
              + (f", {args.repeat} runs per point" if args.repeat > 1 else ""))
+    classes = all_classes(rows) if gc_axis else CLASSES
     if rows:
-        write_outputs(rows, cfg, paths, title)
+        write_outputs(rows, cfg, paths, title, plot_classes(rows) if gc_axis else CLASSES)
     if args.json:
         from .contention import json_doc
         print(json.dumps({**json_doc(rows, cfg), "files": paths if rows else {}}))
     else:
-        print(grid_table(rows, scheduler=cfg.scheduler))
+        print(grid_table(rows, classes, scheduler=cfg.scheduler, gc_axis=gc_axis))
         if rows:
             print("\nwrote " + ", ".join(paths.values()))
     if interrupted:

@@ -11,6 +11,14 @@ plot (means, error bars of one standard deviation when repeat > 1; a lock
 class that was never contended has no mean wait, drawn as a hollow marker
 on the axis rather than as a 0 wait).
 
+With --gogc 50,100,off the grid gains a third axis, GC pressure: every
+(cache, Ps) cell runs once per GOGC value, and the table then shows every
+lock class, the collector's too (the sweeper, the mark workers and the
+stop-the-world machinery take locks: sweep, work.full, gc.ctl, gc.bgwork,
+worldsema, sched), with the cycles each run made.  Rows and points carry
+`gogc` (as Config has it: -1 is off) and `num_gc`; the plot has one row of
+panels per GOGC value.  Without --gogc the grid is Ps x cache at GOGC 100.
+
 Output paths are checked before the first run (check_outputs); progress
 says which run of how many and the ETA; Ctrl-C keeps the runs that finished.
 """
@@ -48,49 +56,59 @@ def check_outputs(outdir: str) -> dict:
     return paths
 
 
-def run_cell(cfg, procs: int, cache: bool, rep: int = 0):
-    """One run of the grid: (rows, interrupted).  A run's own error is raised."""
+def gogc_text(gogc: int) -> str:
+    return "off" if gogc < 0 else str(gogc)
+
+
+def run_cell(cfg, procs: int, cache: bool, rep: int = 0, gogc: int | None = None):
+    """One run of the grid (at GOGC `gogc`, or cfg's): (rows, interrupted).  A run's own error is raised."""
     from .demo import run_interruptibly
-    cell = cfg.replace(procs=procs, mutators=None, lock_stats=True, seed=cfg.seed + rep)
+    cell = cfg.replace(procs=procs, mutators=None, lock_stats=True, seed=cfg.seed + rep,
+                       gogc=cfg.gogc if gogc is None else gogc)
     with Runtime(cell, cache=cache) as rt:
         res, interrupted = run_interruptibly(rt)
     if interrupted:
         return [], True
     if res.error is not None:   # the run's own error (a Violation exits 1, as in `run`)
-        res.error.add_note(f"in the contention grid's run with {procs} Ps, cache {'on' if cache else 'off'}")
+        res.error.add_note(f"in the contention grid's run with {procs} Ps, cache {'on' if cache else 'off'}, "
+                           f"GOGC {gogc_text(cell.gogc)}")
         raise res.error
     allocs = sum(m["allocs"] for m in res.mutators.values())
     clock = "virtual" if res.vtime else ("wall" if cfg.scheduler == "os" else "steps")
     # throughput over the run's own clock: virtual seconds under vtime, else wall seconds
     seconds = res.vtime["makespan_ns"] * 1e-9 if res.vtime else res.elapsed
+    num_gc = res.gc.get("num_gc", 0)
     rows = []
     for cls, st in sorted(res.locks.get("classes", {}).items()):
         acq, cont = st["acquisitions"], st["contended"]
         rows.append({
-            "procs": procs, "cache": "on" if cache else "off", "rep": rep, "seed": cell.seed,
+            "procs": procs, "cache": "on" if cache else "off", "gogc": cell.gogc, "rep": rep, "seed": cell.seed,
             "lock_class": cls, "acquisitions": acq, "contended": cont,
             "contention_rate": cont / acq if acq else 0.0,
             "contended_per_1000": 1000 * cont / allocs if allocs else 0.0,
             "mean_wait": st["wait_total"] / cont if cont else None,     # never contended: no wait
             "wait_total": st["wait_total"], "unit": res.locks.get("unit", "ns"), "clock": clock,
             "allocs": allocs, "allocs_per_s": allocs / seconds if seconds else 0.0,
-            "acq_per_alloc": acq / allocs if allocs else 0.0,
+            "acq_per_alloc": acq / allocs if allocs else 0.0, "num_gc": num_gc,
         })
     return rows, False
 
 
-def run_grid(cfg, procs_list, cache_list, repeat: int = 1, progress: bool = True):
-    """Every (cache, procs, rep) run in turn: (rows, interrupted)."""
-    cells = [(c, p, r) for c in cache_list for p in procs_list for r in range(repeat)]
+def run_grid(cfg, procs_list, cache_list, repeat: int = 1, progress: bool = True, gogc_list=None):
+    """Every (gogc, cache, procs, rep) run in turn: (rows, interrupted).  gogc_list
+    defaults to cfg's one GOGC."""
+    gogcs = [cfg.gogc] if gogc_list is None else list(gogc_list)
+    cells = [(g, c, p, r) for g in gogcs for c in cache_list for p in procs_list for r in range(repeat)]
     rows: list[dict] = []
     t0 = time.monotonic()
-    for i, (cache, procs, rep) in enumerate(cells):
+    for i, (gogc, cache, procs, rep) in enumerate(cells):
         if progress and shows("info"):
             spent = time.monotonic() - t0
             eta = f", ETA {spent / i * (len(cells) - i):.0f} s" if i else ""
-            logger.info("[{}/{}] {} Ps, cache {}{}{}", i + 1, len(cells), procs, "on" if cache else "off",
+            logger.info("[{}/{}] {} Ps, cache {}{}{}{}", i + 1, len(cells), procs, "on" if cache else "off",
+                        f", GOGC {gogc_text(gogc)}" if len(gogcs) > 1 else "",
                         f", run {rep + 1}/{repeat}" if repeat > 1 else "", eta)
-        got, interrupted = run_cell(cfg, procs, cache, rep)
+        got, interrupted = run_cell(cfg, procs, cache, rep, gogc)
         if interrupted:
             return rows, True
         rows.extend(got)
@@ -98,14 +116,15 @@ def run_grid(cfg, procs_list, cache_list, repeat: int = 1, progress: bool = True
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
-    """One point per (lock class, cache, procs): each metric's mean and standard deviation
+    """One point per (lock class, cache, procs, gogc): each metric's mean and standard deviation
     over the runs (mean_wait over the runs that had a contended acquisition)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["lock_class"], r["cache"], r["procs"]), []).append(r)
+        groups.setdefault((r["lock_class"], r["cache"], r["procs"], r.get("gogc", 100)), []).append(r)
     out = []
-    for (cls, cache, procs), rs in groups.items():
-        pt = {"lock_class": cls, "cache": cache, "procs": procs, "runs": len(rs), "unit": rs[0]["unit"],
+    for (cls, cache, procs, gogc), rs in groups.items():
+        pt = {"lock_class": cls, "cache": cache, "procs": procs, "gogc": gogc, "runs": len(rs),
+              "unit": rs[0]["unit"], "num_gc": sum(r.get("num_gc", 0) for r in rs) / len(rs),
               "acquisitions": sum(r["acquisitions"] for r in rs) / len(rs),
               "contended": sum(r["contended"] for r in rs) / len(rs),
               "acq_per_alloc": sum(r["acq_per_alloc"] for r in rs) / len(rs),
@@ -118,27 +137,43 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return out
 
 
-def grid_table(rows: list[dict], classes=CLASSES, scheduler: str = "os") -> str:
-    """Means per point.  allocs/s only under the os scheduler (elsewhere it is wall-clock noise)."""
+def gogc_order(gogc: int) -> tuple:
+    """Increasing GC pressure read right to left: 50, 100, ..., off last."""
+    return (gogc < 0, gogc)
+
+
+def all_classes(rows: list[dict]) -> tuple:
+    """CLASSES first, then every other lock class taken at least once, by name: what the
+    table shows on the GOGC axis."""
+    return CLASSES + tuple(sorted({r["lock_class"] for r in rows if r["acquisitions"]} - set(CLASSES)))
+
+
+def grid_table(rows: list[dict], classes=CLASSES, scheduler: str = "os", gc_axis: bool = False) -> str:
+    """Means per point.  allocs/s only under the os scheduler (elsewhere it is wall-clock noise).
+    gc_axis (--gogc given): a GOGC column and the cycles per run (GCs)."""
     shown = [p for p in aggregate(rows) if p["lock_class"] in classes]
-    shown.sort(key=lambda p: (classes.index(p["lock_class"]), p["cache"] != "on", p["procs"]))
+    shown.sort(key=lambda p: (classes.index(p["lock_class"]), p["cache"] != "on", gogc_order(p["gogc"]),
+                              p["procs"]))
     wall = scheduler == "os"
     body = []
     for p in shown:
         sd = f" ±{100 * p['contention_rate_sd']:.2f}" if p["runs"] > 1 else ""
-        body.append([p["lock_class"], p["cache"], p["procs"], f"{p['acquisitions']:,.0f}",
+        gc = [gogc_text(p["gogc"])] if gc_axis else []
+        body.append([p["lock_class"], p["cache"]] + gc + [p["procs"], f"{p['acquisitions']:,.0f}",
                      f"{p['contended']:,.0f}", f"{100 * p['contention_rate']:.2f}%{sd}",
                      duration(p["mean_wait"], p["unit"]) if p["mean_wait"] is not None else "never",
-                     f"{p['acq_per_alloc']:.4f}"] + ([f"{p['allocs_per_s']:,.0f}"] if wall else []))
+                     f"{p['acq_per_alloc']:.4f}"] + ([f"{p['num_gc']:,.0f}"] if gc_axis else []))
     clock = rows[0].get("clock", "wall") if rows else "wall"
     if clock == "virtual":     # virtual time is a real clock for throughput
         wall = True
-        for p, line in zip(shown, body):
+    for p, line in zip(shown, body):
+        if wall:
             line.append(f"{p['allocs_per_s']:,.0f}")
-    headers = ["lock class", "cache", "Ps", "acquired", "contended", "rate", "mean wait", "acq/alloc"]
+    headers = (["lock class", "cache"] + (["GOGC"] if gc_axis else []) +
+               ["Ps", "acquired", "contended", "rate", "mean wait", "acq/alloc"] + (["GCs"] if gc_axis else []))
     per_s = "allocs/vs" if clock == "virtual" else "allocs/s"
     return table(headers + ([per_s] if wall else []), body,
-                 title=f"lock contention by lock class ({clock} clock)", left=2)
+                 title=f"lock contention by lock class ({clock} clock)", left=3 if gc_axis else 2)
 
 
 def write_csv(rows: list[dict], path: str) -> None:
@@ -149,8 +184,10 @@ def write_csv(rows: list[dict], path: str) -> None:
 
 
 def json_doc(rows: list[dict], cfg) -> dict:
+    """The JSON: its "gogc" lists the GOGC axis's values (-1 is off), as the rows have them."""
+    gogcs = sorted({r.get("gogc", cfg.gogc) for r in rows}, key=gogc_order) or [cfg.gogc]
     return {"format": CONTENTION_FORMAT, "format_version": CONTENTION_VERSION,
-            "config": run_config_dict(cfg, None), "rows": rows, "points": aggregate(rows)}
+            "config": run_config_dict(cfg, None), "gogc": gogcs, "rows": rows, "points": aggregate(rows)}
 
 
 def write_json(rows: list[dict], cfg, path: str) -> None:
@@ -164,7 +201,9 @@ def plot(rows: list[dict], path: str, title: str, classes=CLASSES) -> None:
     import matplotlib.pyplot as plt
 
     points = aggregate(rows)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.9))
+    gogcs = sorted({p["gogc"] for p in points}, key=gogc_order) or [100]
+    height = 0.5 + 4.4 * len(gogcs)      # inches: one row of panels per GOGC value, and the legend
+    fig, grid = plt.subplots(len(gogcs), 3, figsize=(15, height), squeeze=False)
     unit = rows[0]["unit"] if rows else "ns"
     longest = max((p["mean_wait"] for p in points if p["mean_wait"] is not None), default=0)
     wait_scale, wait_unit = ((1e6, "ms") if longest >= 1e6 else (1e3, "µs")) if unit == "ns" else (1, unit)
@@ -173,6 +212,34 @@ def plot(rows: list[dict], path: str, title: str, classes=CLASSES) -> None:
                "contention per allocation"),
               ("mean_wait", 1 / wait_scale, f"mean wait per contended acquisition ({wait_unit})", "mean wait"))
     never = None
+    for axes, gogc in zip(grid, gogcs):
+        never = _plot_row(axes, [p for p in points if p["gogc"] == gogc], panels, classes) or never
+    xlabel = "Ps (GOMAXPROCS, all running mutators)"
+    procs = sorted({r["procs"] for r in rows}) or [1]
+    for axes, gogc in zip(grid, gogcs):
+        for ax, (_, _, ylabel, name) in zip(axes, panels):
+            ax.set(xlabel=xlabel, ylabel=ylabel, title=name + (f", GOGC {gogc_text(gogc)}" if len(gogcs) > 1 else ""))
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(procs, [str(p) for p in procs])
+            ax.set_ylim(bottom=0)
+            ax.grid(True, alpha=0.3)
+    handles, labels = grid[0][0].get_legend_handles_labels()
+    if never is not None:
+        from matplotlib.lines import Line2D
+        handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="none",
+                              markeredgecolor="grey", markersize=9))
+        labels.append("never contended (no wait to show)")
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.34 / height, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_row(axes, points: list[dict], panels, classes):
+    """One row of panels (one GOGC value): a line per (lock class, cache).  Returns the
+    last "never contended" marker drawn, for the legend (or None)."""
+    never = None
     for ci, cls in enumerate(classes):
         for cache, style in (("on", "-"), ("off", "--")):
             pts = sorted((p for p in points if p["lock_class"] == cls and p["cache"] == cache),
@@ -180,7 +247,7 @@ def plot(rows: list[dict], path: str, title: str, classes=CLASSES) -> None:
             if not pts:
                 continue
             xs = [p["procs"] for p in pts]
-            color = f"C{ci * 2 + (cache == 'off')}"
+            color = f"C{(ci * 2 + (cache == 'off')) % 10}"
             for ax, (key, scale, _, _) in zip(axes, panels):
                 ys = [p[key] * scale if p[key] is not None else math.nan for p in pts]
                 err = [p[key + "_sd"] * scale if p[key] is not None else 0.0 for p in pts]
@@ -190,29 +257,25 @@ def plot(rows: list[dict], path: str, title: str, classes=CLASSES) -> None:
                 if hollow:
                     never = ax.plot(hollow, [0] * len(hollow), linestyle="none", marker="o", markersize=9,
                                     markerfacecolor="none", markeredgecolor=color, clip_on=False)[0]
-    xlabel = "Ps (GOMAXPROCS, all running mutators)"
-    procs = sorted({r["procs"] for r in rows}) or [1]
-    for ax, (_, _, ylabel, name) in zip(axes, panels):
-        ax.set(xlabel=xlabel, ylabel=ylabel, title=name)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(procs, [str(p) for p in procs])
-        ax.set_ylim(bottom=0)
-        ax.grid(True, alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    if never is not None:
-        from matplotlib.lines import Line2D
-        handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="none",
-                              markeredgecolor="grey", markersize=9))
-        labels.append("never contended (no wait to show)")
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return never
 
 
-def write_outputs(rows: list[dict], cfg, paths: dict, title: str) -> dict:
+def plot_classes(rows: list[dict], extra: int = 2) -> tuple:
+    """CLASSES and the `extra` other lock classes with the most contended acquisitions
+    (then the most acquisitions): the plot's lines on the GOGC axis, which every class
+    would crowd."""
+    totals: dict[str, list[int]] = {}
+    for r in rows:
+        if r["lock_class"] not in CLASSES:
+            t = totals.setdefault(r["lock_class"], [0, 0])
+            t[0] += r["contended"]
+            t[1] += r["acquisitions"]
+    busiest = sorted(totals, key=lambda c: (-totals[c][0], -totals[c][1], c))[:extra]
+    return CLASSES + tuple(busiest)
+
+
+def write_outputs(rows: list[dict], cfg, paths: dict, title: str, classes=CLASSES) -> dict:
     write_csv(rows, paths["csv"])
     write_json(rows, cfg, paths["json"])
-    plot(rows, paths["png"], title)
+    plot(rows, paths["png"], title, classes)
     return paths

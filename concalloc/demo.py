@@ -50,8 +50,9 @@ def add_run_arguments(p, grid: bool = False) -> None:
     g.add_argument("--reserve", default=format_bytes(d.reserve_bytes), metavar="BYTES",
                    help="address-space reservation, a multiple of 64MiB (default: %(default)s)")
     w = p.add_argument_group("workload")
-    w.add_argument("--workload", choices=WORKLOADS, default=d.workload,
-                   help="what each mutator runs (default: %(default)s)")
+    w.add_argument("--workload", default=d.workload, metavar="NAME|FILE.py|MODULE[:NAME]",
+                   help=f"what each mutator runs: a built-in ({', '.join(WORKLOADS)}) or your own, "
+                        "a .py file or package.module[:name] (docs/workloads.md) (default: %(default)s)")
     w.add_argument("--steps", type=int, default=None,
                    help=f"allocations per mutator (default: {DEFAULT_CONTROLLED_STEPS} under a controlled "
                         "scheduler; under os the run is bounded by --seconds)")
@@ -87,7 +88,12 @@ def add_run_arguments(p, grid: bool = False) -> None:
     s.add_argument("--max-steps", type=int, default=d.max_steps,
                    help="controlled runs: the scheduling-decision cap (default: %(default)s)")
     gc = p.add_argument_group("collector")
-    gc.add_argument("--gogc", default="100", help="GOGC: heap growth percent per cycle, or off (default: 100)")
+    if grid:   # a list: the GC-pressure axis of the grid
+        gc.add_argument("--gogc", default=None, metavar="N,...|off",
+                        help="GOGC values to try, e.g. 50,100,off: each cell runs once per value and the "
+                             "table shows every lock class (default: 100, one value)")
+    else:
+        gc.add_argument("--gogc", default="100", help="GOGC: heap growth percent per cycle, or off (default: 100)")
     gc.add_argument("--memlimit", default="off", help="GOMEMLIMIT, e.g. 64MiB (default: off)")
     gc.add_argument("--barrier", choices=BARRIERS, default=d.barrier,
                     help="write barrier (default: %(default)s, as Go ships it)")

@@ -14,10 +14,12 @@ scheduler with no noise a yield point is a bound no-op; with the mcentral
 cache off, allocation goes straight to the mcentral under its lock.
 
 Roots: the stack slots, the object an allocation slow path is returning
-(mcache.allocating, mallocgc's frame), and two "registers" -- the result of the last
-allocation and of the last pointer load -- which Go's stack maps would see
-as live locals.  An address a workload holds in a Python local across a
-safe point must be in a slot, a register or reachable from one.
+(mcache.allocating, mallocgc's frame), and one "register": the result of
+the last allocation, which Go's stack map would see as a live local until
+the program stores it.  A pointer loaded from the heap is no root: a
+workload that holds one across a safe point (an allocation, load or store)
+must put it in a slot, as go-weave's model and Go's precise stack maps do;
+otherwise only the barrier protects it.
 
 m.gc() is runtime.GC: start a cycle, wait for it and its sweep; m.gc_start()
 starts one and returns at once.
@@ -47,7 +49,7 @@ class Mutator:
         self.name = p.name
         self.rng = random.Random(f"{rt.config.seed}:{p.name}")
         self.stack = [0] * nslots       # roots; owned by the P, read by the GC at its safe points
-        self.regs = [0, 0]              # roots: last allocation, last pointer load (same protection)
+        self.regs = [0]                 # a root: the last allocation's result (same protection)
         p.m = self
         self.nalloc = 0                 # owned by the P; read racily for progress
         self.nptr = 0
@@ -118,8 +120,7 @@ class Mutator:
         if p.preempt:
             self._world.safepoint(p)
         self.nptr += 1
-        v = self.regs[1] = self._mem.load(obj + 8 * field)
-        return v
+        return self._mem.load(obj + 8 * field)
 
     def store(self, obj: int, field: int, value: int) -> None:
         """Store a pointer into word `field` of obj, through the write barrier."""

@@ -12,6 +12,10 @@ The collector (gc/cycle.py) runs on threads of its own: "gc" runs the
 cycles, "gcw0".. are the background mark workers, "bgsweep" sweeps.  The
 allocation slow path pays assist debt and tests the pacer's trigger.
 
+A workload with setup(m, cfg) has it run on P0 first; the other mutators
+start their run(m, cfg) once it has returned (an Event of the sync layer, so
+controlled schedulers see the wait).
+
 The first error of any thread ends the run: an invariant violation (exit 1),
 a deadlock, a hang seen by the watchdog, a replay divergence or an exception
 in a thread (exit 3).  The result carries MemStats, lock statistics, the
@@ -65,6 +69,10 @@ class Runtime:
         nslots = self.workload.slots(cfg)
         self.mutators = [Mutator(self, p, nslots) for p in self.allp[:cfg.nmutators()]]
         self._active = AtomicInt(len(self.mutators))
+        # The workload's setup(m, cfg) runs on P0 before any run(m, cfg); the other
+        # mutators wait for setup_done (set once by P0), made only when there is a setup.
+        self.workload_setup = getattr(self.workload, "setup", None)
+        self.setup_done = self.sync.event("workload.setup") if self.workload_setup and len(self.mutators) > 1 else None
         self.gc = GC(self)
         if not self.mutators:            # --mutators 0: nothing will ever finish and stop the GC
             self.gc.stop()
@@ -80,8 +88,16 @@ class Runtime:
     # --- threads ---
     def _mutator_main(self, m: Mutator) -> None:
         world = self.world
-        world.acquirep(m.p)
         try:
+            first = m is self.mutators[0]
+            if self.setup_done is not None and not first:
+                # Before acquirep: a P waiting here holds up no stop-the-world that setup causes.
+                self.setup_done.wait()
+            world.acquirep(m.p)
+            if self.workload_setup is not None and first:
+                self.workload_setup(m, self.config)
+                if self.setup_done is not None:
+                    self.setup_done.set()
             self.workload.run(m, self.config)
         except Violation as v:
             self.sched.fail(v)

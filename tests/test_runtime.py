@@ -143,7 +143,7 @@ class Workload:
     def __init__(self):
         self.rt = None
 
-    def setup(self, rt) -> None:
+    def prepare(self, rt) -> None:
         self.rt = rt
 
     def slots(self, cfg) -> int:
@@ -154,7 +154,7 @@ class Workload:
 
 
 def run_custom(wl: Workload, cfg: Config, timeout: float = BOUND):
-    return run_bounded(cfg, timeout, workload=wl, setup=wl.setup)
+    return run_bounded(cfg, timeout, workload=wl, setup=wl.prepare)
 
 
 # --- 3. deadlock (controlled) and hang (os) ------------------------------------------
@@ -164,8 +164,8 @@ class OppositeOrders(Workload):
     first lock and waits for the other's signal before taking its second, so
     the deadlock happens under every interleaving."""
 
-    def setup(self, rt):
-        super().setup(rt)
+    def prepare(self, rt):
+        super().prepare(rt)
         self.a = rt.sync.mutex("test.A", Rank.LEAF)
         self.b = rt.sync.mutex("test.B", Rank.LEAF)
         self.holds = [rt.sync.event("test.P0.holds"), rt.sync.event("test.P1.holds")]
@@ -210,8 +210,8 @@ class SelfDeadlock(Workload):
     """P0 takes test.L and then takes it again: it blocks forever, holding it.
     The other mutators run to their step bound and stop."""
 
-    def setup(self, rt):
-        super().setup(rt)
+    def prepare(self, rt):
+        super().prepare(rt)
         self.lock = rt.sync.mutex("test.L", Rank.LEAF)
 
     def run(self, m, cfg):

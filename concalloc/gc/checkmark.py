@@ -37,9 +37,9 @@ def _roots(gc):
         for i, v in enumerate(m.stack):
             if v:
                 yield v, f"{p.name} stack slot {i}"
-        for i, v in enumerate(m.regs):
+        for v in m.regs:
             if v:
-                yield v, f"{p.name} register {'alloc' if i == 0 else 'load'}"
+                yield v, f"{p.name} register (last allocation)"
         if p.mcache.allocating:
             yield p.mcache.allocating, f"{p.name} mallocgc (the object being allocated)"
 
