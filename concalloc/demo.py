@@ -233,7 +233,9 @@ def gc_line(res) -> str:
     line = (f"GC: GOGC {gogc}, {cfg['barrier']} barrier, {cfg['stack_scan']} stack scan, "
             f"{gc.get('workers', 0)} mark worker(s): {gc.get('num_gc', 0)} cycles")
     if ms and gc.get("num_gc"):
-        line += (f", {ms.get('NumForcedGC', 0)} forced, pauses {ms['PauseTotalNs'] / 1e6:.2f} ms in all, "
+        pauses = (f"{ms['PauseTotalNs'] / 1e6:.2f} ms" if cfg["scheduler"] == "os" else
+                  f"{ms['PauseTotalNs']:,} {'virtual ns' if cfg['scheduler'] == 'vtime' else 'steps'}")
+        line += (f", {ms.get('NumForcedGC', 0)} forced, pauses {pauses} in all, "
                  f"GC CPU {100 * ms['GCCPUFraction']:.1f}%, next goal {human_bytes(ms['NextGC'])}")
     return line
 
