@@ -19,7 +19,12 @@ subject repetitions interleaved, medians taken):
     gc.barrier_store_ratio     Mutator.store during mark (hybrid barrier
                                installed by gcStart's setGCPhase, its wbBuf
                                flushes included) over Mutator.store outside a
-                               cycle (no barrier).  Target <= 2.
+                               cycle (no barrier).  Target <= 2.  The stores
+                               come right after gcStart, before any draining,
+                               so the flushes grey what they shade.
+    gc.barrier_store_ratio_marked  the same stores later in the same mark
+                               phase, after the drain: every target already
+                               marked.  No target.
     gc.throughput_ratio        ring allocations per second, 4 Ps, same steps,
                                with the collector on (GOGC 100) over with it
                                off (GOGC off).  Target >= 0.5.
@@ -227,6 +232,8 @@ def barrier_store_ratio(reps: int, live: int, batch: int) -> dict[str, float]:
                 store(obj, 1, ptr)
             return (pc() - t0) / batch
 
+        late: list[float] = []
+
         def subject() -> float:
             rec = h.start()
             if m._wb is None or m._wb.kind != "hybrid":
@@ -234,6 +241,9 @@ def barrier_store_ratio(reps: int, live: int, batch: int) -> dict[str, float]:
             ns = stores()
             calls[0] += m.p.wbCalls
             h.drain()
+            # Late in mark: every object reachable is marked, so the flushes
+            # only look the pointers up (gcMarkDone flushes what is left).
+            late.append(stores())
             h.finish(rec)
             return ns
 
@@ -249,6 +259,8 @@ def barrier_store_ratio(reps: int, live: int, batch: int) -> dict[str, float]:
             "gc.store_nobarrier_ns": median(fs),
             "gc.store_barrier_ns": median(ss),
             "gc.barrier_store_ratio": median(ss) / median(fs),
+            "gc.store_barrier_marked_ns": median(late),
+            "gc.barrier_store_ratio_marked": median(late) / median(fs),
         }
     finally:
         h.close()

@@ -26,6 +26,7 @@ def test_tiny_run_gives_sane_figures():
         assert key in out
         assert math.isfinite(out[key]) and out[key] > 0, (key, out[key])
     assert out["gc.mark_objects"] == 500
+    assert out["gc.barrier_store_ratio_marked"] > 0
     assert out["gc.mark_vs_bfs"] == pytest.approx(out["gc.mark_bfs_ns_per_object"] / out["gc.mark_ns_per_object"])
     assert out["gc.stw_mark_term_ns"] > 0 and out["gc.concurrent_mark_ns"] > 0
     assert out["gc.stw_cycles_per_run"] >= 1
