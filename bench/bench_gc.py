@@ -47,6 +47,7 @@ from types import SimpleNamespace
 from concalloc.config import Config
 from concalloc.gc import mark as _mark
 from concalloc.memory import Type
+from concalloc.mspan import MSPAN_IN_USE
 from concalloc.runtime import Runtime
 
 from .common import interleave, median, progress
@@ -130,10 +131,11 @@ class MarkHarness:
         gc.gcMarkTermination(rec, rec.pop("t_mark"))
 
     def marked_objects(self) -> int:
-        """Objects whose mark bit is set (between drain and finish)."""
+        """Objects whose mark bit is set in the in-use small-object spans
+        (between drain and finish; the graph has no large object)."""
         n = 0
         for s in list(self.gc.h.allspans):
-            if s.spanclass >> 1 and s.gcmarkBits is not None:
+            if s.state == MSPAN_IN_USE and s.spanclass >> 1:
                 n += (int.from_bytes(s.gcmarkBits, "little") & ((1 << s.nelems) - 1)).bit_count()
         return n
 
