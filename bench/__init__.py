@@ -45,6 +45,11 @@ TARGETS: dict[str, tuple[float, str]] = {
     # stated in bench_vtime.py
     "vtime.overhead_ratio": (1.5, "<="),
     "vtime.model_error": (0.10, "<="),
+    # stated in bench_gc.py
+    "gc.mark_vs_bfs": (0.33, ">="),
+    "gc.stw_mark_term_fraction": (0.05, "<="),
+    "gc.barrier_store_ratio": (2, "<="),
+    "gc.throughput_ratio": (0.5, ">="),
 }
 
 

@@ -7,8 +7,9 @@ graph from the global and starts GC cycles.  If the collector has scanned R
 (black) but not yet A (grey) when B moves from A to R, then B is reachable
 only through R: the store into R must shade B (Dijkstra's half of Go's
 hybrid barrier) or the deletion from A must (Yuasa's half), or B is never
-marked and is freed while reachable.  Run it with --barrier none to watch
-that happen:
+marked and is freed while reachable.  The window is narrow (the marker
+scans A right after R), so a search of seeds may run clean with the barrier
+off; see docs/workloads.md:
 
     concalloc run --workload examples/lost_object.py --scheduler random --barrier none --gogc 5
 

@@ -35,7 +35,7 @@ Protection: p.wbBuf is owned by its P (world stopped: the collector).
 
 from __future__ import annotations
 
-from .mark import shade
+from .mark import greyobject
 
 WBBUF_ENTRIES = 512          #: pointers per P buffer (Go 1.19: 256 (old, new) pairs)
 
@@ -52,9 +52,14 @@ def wbBufFlush1(gc, p) -> bool:
     p.wbBuf = []
     gcw = p.gcw
     n = len(gcw)
+    findObject = gc.h.findObject
     for ptr in buf:
         if ptr:
-            shade(gc, ptr, gcw)
+            # As Go's wbBufFlush1: an object already marked is skipped before
+            # greyobject (most buffered pointers are, once mark is under way).
+            base, s, idx = findObject(ptr)
+            if s is not None and not s.isMarked(idx):
+                greyobject(gc, base, s, idx, gcw)
     greyed = len(gcw) > n
     if len(gcw):
         gcw.dispose()
@@ -73,6 +78,14 @@ def make_barrier(gc, kind: str):
     def put(p, x):
         buf = p.wbBuf
         buf.append(x)
+        if len(buf) >= WBBUF_ENTRIES:
+            wbBufFlush1(gc, p)
+
+    def putFast(p, old, new):
+        """Record both pointers of one barrier with one length check (wbBuf.putFast)."""
+        buf = p.wbBuf
+        buf.append(old)
+        buf.append(new)
         if len(buf) >= WBBUF_ENTRIES:
             wbBufFlush1(gc, p)
 
@@ -96,8 +109,7 @@ def make_barrier(gc, kind: str):
             p.wbCalls += 1
             old = load(slot)
             yp("wb.read_old")
-            put(p, old)
-            put(p, ptr)
+            putFast(p, old, ptr)
             yp("wb.shade")
     elif kind == "hybrid-cond":
         def wb(m, slot, ptr):
