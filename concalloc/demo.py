@@ -106,6 +106,9 @@ def add_run_arguments(p, grid: bool = False) -> None:
         o.add_argument("--no-lock-stats", action="store_true", help="turn lock statistics off (default: on)")
         o.add_argument("--trace", default=None, metavar="FILE",
                        help="stream a Chrome/Perfetto trace to FILE (default: none)")
+        o.add_argument("--plot", default=None, metavar="FILE",
+                       help="draw heap live, trigger and goal over the run, with the GC cycles, "
+                            "as a PNG in FILE (default: none)")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     o.add_argument("--log-level", choices=LEVELS, default="info",
                    help="the tool's log on stderr: progress is info (default: %(default)s)")
@@ -120,7 +123,8 @@ def config_from_args(args) -> Config:
                  size=args.size, noscan=args.noscan, scheduler=scheduler, seed=args.seed,
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
                  pct_k=args.pct_k, replay_file=replay, hang_seconds=args.hang_seconds,
-                 lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None))
+                 lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None),
+                 plot=getattr(args, "plot", None))
     cfg = cfg.replace(gogc=parse_gogc(args.gogc), memory_limit=parse_memlimit(args.memlimit),
                       barrier=args.barrier, stack_scan=args.stack_scan, gc_workers=args.gc_workers,
                       gctrace=args.gctrace, max_steps=args.max_steps)
@@ -329,7 +333,7 @@ def run_demo(args) -> int:
     if args.save_schedule and not cfg.controlled():
         raise ConfigError("save_schedule", "only a controlled run has a schedule to save "
                                            "(use --scheduler random or pct, with --steps)")
-    for path, name in ((args.trace, "trace"), (args.save_schedule, "save_schedule")):
+    for path, name in ((args.trace, "trace"), (args.plot, "plot"), (args.save_schedule, "save_schedule")):
         if path:
             check_writable(path, name)
     refuse_impossible(cfg)
