@@ -65,7 +65,7 @@ def test_replay_command_sets_every_field_it_can():
                  stack_scan="rescan", gc_workers=2, gctrace=True, gccheckmark=True)
     defaults = Config()
     differ = {f for f in FLAGS if getattr(cfg, f) != getattr(defaults, f)}
-    assert differ >= set(FLAGS) - {"replay_file", "trace", "seconds"}, \
+    assert differ >= set(FLAGS) - {"replay_file", "trace", "plot", "seconds"}, \
         f"give the test config a non-default {sorted(set(FLAGS) - differ)}"
     argv = shlex.split(replay_command(cfg, cache=False))[1:]
     args = build_parser().parse_args(argv)
