@@ -181,6 +181,10 @@ def test_a_plotted_run_samples_heap_live(tmp_path):
         check_samples(rt.gc.samples)
         assert len(samples) >= 2 and samples == sorted(samples)
         assert max(b for _, b in samples) > 0
+        # heapcheck=1: one verify_heap stop just before each cycle, which the plot hatches
+        stops, cycles = rt.gc.samples.verify_stops, rt.gc.cycles
+        assert len(stops) == len(cycles) >= 1
+        assert all(a <= b <= c["start_ns"] for (a, b), c in zip(stops, cycles))
     assert (tmp_path / "p.png").read_bytes().startswith(PNG)
 
 

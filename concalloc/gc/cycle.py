@@ -360,6 +360,7 @@ class GC:
         """heapcheck >= 1: verify_heap in a stop of its own just before the
         cycle's first, on the heap sweep termination will see (every span
         swept, every mcache flushed), so the GC's pause figures stay Go's."""
+        t = self.clock()
         self.world.stopTheWorld("verify_heap")
         try:
             self.finishsweep_m()
@@ -368,6 +369,8 @@ class GC:
                 self.rt.heap.verify()
         finally:
             self.world.startTheWorld()
+            if self.samples is not None:      # --plot shows these stops
+                self.samples.verify_stops.append((t - self.t0, self.clock() - self.t0))
 
     def finishsweep_m(self) -> None:
         """Sweep whatever the previous cycle left unswept, then wait for the

@@ -12,6 +12,9 @@ Bounded: when a P has MAX_SAMPLES samples, every other one is dropped and
 its interval doubles, so a run of any length keeps fewer than MAX_SAMPLES
 per P, spread evenly over the run.
 
+The collector adds the verify_heap stops (heapcheck >= 1), when heapLive
+is flat because the world is stopped for the debug check, not for the GC.
+
 Protection: each P's list, next sample time and interval are owned by that
 P (only its mutator thread samples); samples() is read once the run is over.
 """
@@ -32,6 +35,9 @@ class HeapSamples:
         self.per_p: list[list[tuple[int, int]]] = [[] for _ in range(nprocs)]  # owned by its P
         self.next_t = [0] * nprocs                   # owned by its P: no sample before this time
         self.interval = [max(1, interval)] * nprocs  # owned by its P
+        # (start, end) of each verify_heap stop (heapcheck >= 1), which is no GC
+        # pause but stops the mutators all the same; the collector thread's
+        self.verify_stops: list[tuple[int, int]] = []
 
     def sample(self, pid: int, heapLive: int) -> None:
         """P pid's allocation slow path: record heapLive if its interval has passed."""

@@ -78,9 +78,10 @@ def _steps(records: list[dict], key: str, scale: float = 1e9, until: int = 0) ->
 
 
 def plot_gc(records: list[dict], samples: list[tuple[int, int]] | None, path, title: str = "",
-            unit: str = "s") -> None:
+            unit: str = "s", stops: list[tuple[int, int]] = ()) -> None:
     """Draw the run's heap, trigger, goal and cycles to `path` (a PNG).  Times
-    are ns (unit "s"), or scheduler steps (unit "steps", a controlled run)."""
+    are ns (unit "s"), or scheduler steps (unit "steps", a controlled run).
+    stops: (start, end) of the verify_heap stops, drawn hatched."""
     scale = 1e9 if unit == "s" else 1.0
     records = sorted(records, key=lambda r: r["n"])
     samples = sorted(samples) if samples else samples_from_records(records)
@@ -94,6 +95,7 @@ def plot_gc(records: list[dict], samples: list[tuple[int, int]] | None, path, ti
         ax.axvspan(mark_start / scale, mark_end / scale, color=colour, alpha=0.45, lw=0)
         for t in (rec["start_ns"], mark_end):
             ax.axvline(t / scale, color=_PAUSE, lw=0.6, alpha=0.7)
+        ax.axvspan(mark_end / scale, _end_ns(rec) / scale, color=_PAUSE, alpha=0.35, lw=0)  # mark termination
         if len(records) <= LABEL_CYCLES:
             ax.annotate(f"{rec['n']}{'F' if rec['forced'] else ''}", (mark_start / scale, 1.0),
                         xycoords=("data", "axes fraction"), xytext=(1, -10),
@@ -116,6 +118,9 @@ def plot_gc(records: list[dict], samples: list[tuple[int, int]] | None, path, ti
     if any(r["forced"] for r in records):
         ax.axvspan(0, 0, color=_FORCED, alpha=0.45, lw=0, label="forced cycle (runtime.GC)")
     ax.plot([], [], color=_PAUSE, lw=0.6, label="STW pause (sweep term / mark term)")
+    for i, (a, b) in enumerate(stops):
+        ax.axvspan(a / scale, b / scale, facecolor="none", edgecolor=_PAUSE, hatch="///", lw=0,
+                   alpha=0.5, label="verify_heap stop (heapcheck=1)" if i == 0 else None)
 
     ax.set_xlabel("time since start (s)" if unit == "s" else "scheduler steps since start")
     ax.set_ylabel("MiB")
@@ -138,7 +143,7 @@ def plot_run(rt, path, elapsed: float) -> None:
     gogc = "off" if cfg.gogc < 0 else cfg.gogc
     title = (f"{cfg.workload} on {cfg.procs} Ps, GOGC {gogc}, {cfg.barrier} barrier: "
              f"{len(gc.cycles)} GC cycle{'' if len(gc.cycles) == 1 else 's'} in {length}")
-    plot_gc(gc.cycles, samples, path, title, unit)
+    plot_gc(gc.cycles, samples, path, title, unit, gc.samples.verify_stops if gc.samples is not None else ())
 
 
 def main(argv: list[str] | None = None) -> int:
