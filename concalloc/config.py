@@ -79,6 +79,7 @@ class Config:
     lock_stats: bool = False            # off entirely unless asked for (the CLI asks)
     events: bool = False
     trace: str | None = None
+    plot: str | None = None              # a PNG of heapLive, trigger and goal over the run
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):

@@ -118,6 +118,9 @@ def add_run_arguments(p, grid: bool = False) -> None:
                        help="stream a Chrome/Perfetto trace to FILE (default: none)")
         o.add_argument("--vtime-report", nargs="?", const="-", default=None, metavar="PNG",
                        help="vtime: where virtual time went per thread, and a PNG if a path is given (default: off)")
+        o.add_argument("--plot", default=None, metavar="FILE",
+                       help="draw heap live, trigger and goal over the run, with the GC cycles, "
+                            "as a PNG in FILE (default: none)")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     o.add_argument("--log-level", choices=LEVELS, default="info",
                    help="the tool's log on stderr: progress is info (default: %(default)s)")
@@ -133,7 +136,8 @@ def config_from_args(args) -> Config:
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
                  pct_k=args.pct_k, replay_file=replay, hang_seconds=args.hang_seconds,
                  lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None),
-                 cost_table=getattr(args, "cost_table", None), costs=tuple(getattr(args, "cost", ()) or ()))
+                 cost_table=getattr(args, "cost_table", None), costs=tuple(getattr(args, "cost", ()) or ()),
+                 plot=getattr(args, "plot", None))
     cfg = cfg.replace(gogc=parse_gogc(args.gogc), memory_limit=parse_memlimit(args.memlimit),
                       barrier=args.barrier, stack_scan=args.stack_scan, gc_workers=args.gc_workers,
                       gctrace=args.gctrace, max_steps=args.max_steps)
@@ -355,7 +359,7 @@ def run_demo(args) -> int:
     report = getattr(args, "vtime_report", None)
     if report and cfg.scheduler != "vtime":
         raise ConfigError("vtime_report", "--vtime-report needs --scheduler vtime")
-    for path, name in ((args.trace, "trace"), (args.save_schedule, "save_schedule"),
+    for path, name in ((args.trace, "trace"), (args.plot, "plot"), (args.save_schedule, "save_schedule"),
                        (report if report != "-" else None, "vtime_report")):
         if path:
             check_writable(path, name)

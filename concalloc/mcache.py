@@ -16,6 +16,7 @@ from .mbitmap import heapBitsSetType, heapBitsSetTypeRecorded
 from .mspan import make_emptymspan
 from .sync import store_attr
 from .sizeclasses import NUM_SPAN_CLASSES, TINY_SPAN_CLASS
+from .trace import emit_heap_counter
 from .check.violation import throw
 from .gc.mark import gcmarknewobjects
 
@@ -95,8 +96,7 @@ class MCache:
         rec = h.sync.events
         if rec:
             rec.emit("refill", spanclass=spc, span=s.startAddr)
-            rec.emit("counter", name="heap", values={"heapLive": h.gcController.heapLive.load(),
-                                                      "HeapInuse": h.stats.get("heapInUse")})
+            emit_heap_counter(rec, h.gcController, HeapInuse=h.stats.get("heapInUse"))
 
     def _flush_span_stats(self, s, spc: int) -> None:
         used = s.allocCount - s.allocCountBeforeCache

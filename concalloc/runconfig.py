@@ -106,6 +106,7 @@ FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "lockrank": Flag("--godebug", kind="godebug"),
     "heapcheck": Flag("--godebug", kind="godebug"),
     "trace": Flag("--trace", observe=True, in_command=False),
+    "plot": Flag("--plot", observe=True, in_command=False),
     "max_steps": Flag("--max-steps"),
     "gogc": Flag("--gogc", render=lambda v: "off" if v < 0 else str(v)),
     "memory_limit": Flag("--memlimit", render=lambda v: "off" if v >= MAX_INT64 else format_bytes(v)),

@@ -250,6 +250,9 @@ class Runtime:
             res.event_log_hash = self.events.event_log_hash()
         if cfg.trace and self.events is not None:
             write_chrome_trace(self.events, cfg.trace)
+        if cfg.plot:
+            from .gc.plot import plot_run       # matplotlib: only when asked for
+            plot_run(self, cfg.plot, res.elapsed)
 
     def save_schedule(self, path: str) -> None:
         """The schedule file: this run's whole config (and cache setting) and its decisions."""

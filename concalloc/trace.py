@@ -23,9 +23,14 @@ be called while it runs, for a violation report, and sees a recent prefix.
 
 Traces (--trace) are Chrome Trace Event JSON, one track per thread:
 lock waits ("wait mheap"), lock holds ("hold mheap") and stop-the-world
-pauses are slices; allocations are not one event each but a per-thread
-counter ("allocs P0": allocations and bytes so far, every ALLOC_EVERY
-allocations and at the end); refills and the heap counter are kept.
+pauses are slices, and so is the collector's work: each cycle ("GC 3") and
+its concurrent mark on the "gc" track, the mark workers' drains ("GC
+(dedicated)"), assists ("MARK ASSIST") and stack scans ("scanstack P2") on
+the thread that ran them, sweeping ("bgsweep", "finishsweep_m").  The
+"heap" counter (heapLive, trigger, heapGoal) is updated at each refill and
+at each cycle's start and end.  Allocations are not one event each but a
+per-thread counter ("allocs P0": allocations and bytes so far, every
+ALLOC_EVERY allocations and at the end); refills are kept.
 A run under the OS scheduler streams its trace (StreamingRecorder): each
 thread's buffer is handed, every CHUNK events, to a writer thread that
 converts it and appends it to the file, so memory stays bounded whatever
@@ -140,10 +145,18 @@ _SLICES = {
     "lock_wait": ("lock_acquire", lambda f: f"wait {f.get('lock', '?')}"),
     "lock_acquire": ("lock_release", lambda f: f"hold {f.get('lock', '?')}"),
     "stw_start": ("stw_stop", lambda f: "STW" + (f" {f['reason']}" if "reason" in f else "")),
+    # the collector (gc/cycle.py, gc/mark.py, gc/sweep.py); Go's trace viewer's names where it has one
+    "gc_start": ("gc_done", lambda f: f"GC {f.get('n', '?')}" + (" (forced)" if f.get("forced") else "")),
+    "gc_mark_start": ("gc_mark_done", lambda f: "concurrent mark" + (" (restarted)" if f.get("restart") else "")),
+    "gc_worker_start": ("gc_worker_done", lambda f: "GC (dedicated)"),
+    "gc_assist_start": ("gc_assist_done", lambda f: "MARK ASSIST"),
+    "gc_scanstack_start": ("gc_scanstack_done", lambda f: f"scanstack {f.get('p', '?')}"),
+    "gc_sweep_start": ("gc_sweep_done", lambda f: f.get("fn", "sweep")),
 }
 _GLOBAL_INSTANTS = ("gc_phase", "phase")
 ALLOC_EVERY = 1024          # one allocs counter event per this many allocations of a thread
 CHUNK = 4096                # events a thread buffers before the writer converts them
+NO_GOAL = 1 << 62           # a heap goal this large is no goal (GOGC off, no memory limit)
 
 
 class Track:
@@ -172,7 +185,7 @@ class Track:
                 self.nalloc, self.nbytes = fields["n"], fields["bytes"]
                 out.append(self._alloc_counter(ts))
                 continue
-            if any(o[0] == kind for o in self.open) and self._close(kind, fields.get("lock"), ts, out) \
+            if any(o[0] == kind for o in self.open) and self._close(kind, fields.get("lock"), ts, out, fields) \
                     and kind not in _SLICES:
                 continue
             if kind in _SLICES:
@@ -190,14 +203,17 @@ class Track:
         return {"ph": "C", "pid": 1, "tid": self.tid, "ts": ts, "name": f"allocs {self.thread}",
                 "args": {"allocations": self.nalloc, "bytes": self.nbytes}}
 
-    def _close(self, end_kind: str, lock, ts: float, out: list) -> bool:
+    def _close(self, end_kind: str, lock, ts: float, out: list, end_fields: dict | None = None) -> bool:
         """Close the innermost open slice that `end_kind` (for `lock`) ends, and any opened
-        inside it (keeps nesting strict).  False if none matches."""
+        inside it (keeps nesting strict); its args are the begin's fields and the end's.
+        False if none matches."""
         for i in range(len(self.open) - 1, -1, -1):
             o = self.open[i]
             if o[0] == end_kind and (lock is None or o[1] is None or o[1] == lock):
                 while len(self.open) > i:
                     _, _, name, start, begin, fields = self.open.pop()
+                    if end_fields and len(self.open) == i:
+                        fields = {**fields, **end_fields}
                     out.append({"ph": "X", "pid": 1, "tid": self.tid, "ts": start, "dur": ts - start,
                                 "name": name, "cat": begin, "args": fields})
                 return True
@@ -348,3 +364,16 @@ def recorder_for(config) -> Recorder | None:
     if config.controlled() or config.events or config.trace:
         return Recorder(True)
     return None
+
+
+def emit_heap_counter(rec: Recorder, ctl, **more) -> None:
+    """The "heap" counter: heapLive and the pacer's trigger and heap goal now
+    (gcController ctl), plus `more`.  With no goal (GOGC off and no memory
+    limit) trigger and heapGoal are left out, as MemStats.NextGC reads 0."""
+    values = {"heapLive": ctl.heapLive.load()}
+    trigger, goal = ctl.trigger()
+    if goal < NO_GOAL:
+        values.update(trigger=trigger, heapGoal=goal)
+    values.update(more)
+    rec.emit("counter", name="heap", values=values)
+

@@ -66,7 +66,7 @@ def test_replay_command_sets_every_field_it_can():
     defaults = Config()
     differ = {f for f in FLAGS if getattr(cfg, f) != getattr(defaults, f)}
     # cost_table and costs need --scheduler vtime (this config is pct): test_vtime covers them
-    assert differ >= set(FLAGS) - {"replay_file", "trace", "seconds", "cost_table", "costs"}, \
+    assert differ >= set(FLAGS) - {"replay_file", "trace", "plot", "seconds", "cost_table", "costs"}, \
         f"give the test config a non-default {sorted(set(FLAGS) - differ)}"
     argv = shlex.split(replay_command(cfg, cache=False))[1:]
     args = build_parser().parse_args(argv)

@@ -44,12 +44,14 @@ import time
 
 from ..check.violation import Violation, throw
 from ..sync import AtomicInt, Rank
+from ..trace import emit_heap_counter
 from . import checkmark as _checkmark
 from . import mark as _mark
 from . import scavenge as _scavenge
 from . import sweep as _sweep
 from .barrier import make_barrier, wbBufFlush1
 from .gctrace import format_gctrace
+from .heapsamples import OS_INTERVAL_NS, HeapSamples
 from .pacer import gcTriggerCycle, gcTriggerHeap
 from .work import GCWork, WorkLists
 
@@ -126,6 +128,11 @@ class GC:
         for p in self.allp:
             p.gcw = GCWork(self.lists, p.name)
         self.on_cycle_end = _print_gctrace if cfg.gctrace else None   # fn(record) after each cycle
+        # Observation: the run's event recorder (falsy when off; GC events go
+        # through `if ev:`) and, for --plot, heapLive sampled at the slow path.
+        self.events = rt.events
+        self.samples = HeapSamples(self.clock, self.t0, len(self.allp),
+                                   1 if rt.sched.controlled else OS_INTERVAL_NS) if cfg.plot else None
 
     def _rebind_yield(self) -> None:
         self.yp = self.sync.yield_point
@@ -189,10 +196,15 @@ class GC:
                         return
                     self.nwait -= 1
                 t = self.cpuclock()
+                ev = self.events
+                if ev:
+                    ev.emit("gc_worker_start")
                 try:
                     _mark.gcDrain(self, gcw, _mark.DRAIN_UNTIL_PREEMPT | _mark.DRAIN_FLUSH_BG_CREDIT)
                     gcw.dispose()
                 finally:
+                    if ev:
+                        ev.emit("gc_worker_done")
                     self.bg_cpu_ns.add(self.cpuclock() - t)
                     with self.lock:
                         self.nwait += 1
@@ -223,6 +235,8 @@ class GC:
     def on_alloc_slow_path(self, c) -> None:
         """The end of every allocation slow path: pay assist debt during mark,
         then Go's trigger test (gcTrigger{kind: gcTriggerHeap}.test)."""
+        if self.samples is not None:
+            self.samples.sample(c.pid, self.ctl.heapLive.load())
         if self.blackenEnabled and c.gcAssistBytes < 0:
             t = self.cpuclock()
             _mark.gcAssistAlloc(self, self.allp[c.pid])
@@ -305,6 +319,8 @@ class GC:
         self.h.gcphase = phase
         wb = make_barrier(self, self.barrier_kind) if phase != GC_OFF else None
         self.rt.install_write_barrier(wb)
+        if self.events:
+            self.events.emit("gc_phase", phase=PHASE_NAMES[phase])
 
     def gc_cycle(self, forced: bool) -> None:
         rec = {"n": self.numgc + 1, "forced": forced, "procs": len(self.allp)}
@@ -327,6 +343,9 @@ class GC:
         w = self.world
         ctl = self.ctl
         rec["start_ns"] = self.clock() - self.t0
+        ev = self.events
+        if ev:
+            ev.emit("gc_start", n=rec["n"], forced=rec["forced"])
         w.stopTheWorld("GC sweep termination")
         t_stopped = self.clock()
         rec["heap_start"] = ctl.heapLive.load()
@@ -344,6 +363,9 @@ class GC:
         ctl.gcBlackenEnabled = 1
         rec["stw1_ns"] = self.clock() - t_stopped
         w.startTheWorld()
+        if ev:
+            emit_heap_counter(ev, ctl)
+            ev.emit("gc_mark_start", n=rec["n"])
         with self.lock:
             self.work_cond.notify_all()
 
@@ -358,6 +380,7 @@ class GC:
         """heapcheck >= 1: verify_heap in a stop of its own just before the
         cycle's first, on the heap sweep termination will see (every span
         swept, every mcache flushed), so the GC's pause figures stay Go's."""
+        t = self.clock()
         self.world.stopTheWorld("verify_heap")
         try:
             self.finishsweep_m()
@@ -366,11 +389,18 @@ class GC:
                 self.rt.heap.verify()
         finally:
             self.world.startTheWorld()
+            if self.samples is not None:      # --plot shows these stops
+                self.samples.verify_stops.append((t - self.t0, self.clock() - self.t0))
 
     def finishsweep_m(self) -> None:
         """Sweep whatever the previous cycle left unswept, then wait for the
         background sweep in flight (world stopped)."""
+        ev = self.events
+        if ev:
+            ev.emit("gc_sweep_start", fn="finishsweep_m")
         _sweep.finishsweep_m(self.h)
+        if ev:
+            ev.emit("gc_sweep_done")
 
     def flush_mcaches(self, keep_tiny: bool = False) -> None:
         """Every P's cached spans go back to their mcentrals (world stopped);
@@ -422,6 +452,7 @@ class GC:
     def gcMarkDone(self, rec: dict) -> None:
         """Mark completion: wait for the workers, ragged barrier, stop the world, re-check."""
         w = self.world
+        ev = self.events
         while True:
             with self.lock:
                 while not self._mark_work_done():
@@ -441,6 +472,8 @@ class GC:
                 with self.lock:
                     self.work_cond.notify_all()
                 continue
+            if ev:
+                ev.emit("gc_mark_done", n=rec["n"])
             w.stopTheWorld("GC mark termination")
             self._t_stw2 = self.clock()
             self.blackenEnabled = False
@@ -457,6 +490,8 @@ class GC:
                 self.blackenEnabled = True
                 self.ctl.gcBlackenEnabled = 1
                 w.startTheWorld()
+                if ev:
+                    ev.emit("gc_mark_start", n=rec["n"], restart=True)
                 with self.lock:
                     self.work_cond.notify_all()
                 continue
@@ -512,6 +547,10 @@ class GC:
         self.pause_ns.append(rec["clock_ns"][0] + rec["clock_ns"][2])
         self.pause_end.append(end)
         self.world.startTheWorld()
+        ev = self.events
+        if ev:
+            emit_heap_counter(ev, ctl)
+            ev.emit("gc_done", n=rec["n"], heap_marked=marked)
 
     def _finish_record(self, rec: dict) -> None:
         elapsed = max(1, self.clock() - self.t0)

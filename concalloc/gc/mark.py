@@ -116,6 +116,9 @@ def gcmarknewobjects(s) -> int:
 def scanstack(gc, p, gcw) -> None:
     """Scan P p's stack slots and registers (its goroutine is stopped at a safe
     point, or has none running).  Afterwards the stack is black."""
+    ev = gc.events
+    if ev:
+        ev.emit("gc_scanstack_start", p=p.name)
     m = p.m
     if m is not None:
         yp = gc.yp
@@ -130,6 +133,8 @@ def scanstack(gc, p, gcw) -> None:
             shade(gc, p.mcache.allocating, gcw)
         gc.ctl.stackScanWork.add(8 * (len(m.stack) + len(m.regs)))
     p.gcscandone = True
+    if ev:
+        ev.emit("gc_scanstack_done")
 
 
 def scanglobals(gc, gcw) -> None:
@@ -224,7 +229,12 @@ def gcAssistAlloc(gc, p) -> None:
         if c.gcAssistBytes >= 0:
             return
     gc.yp("assist.start")
+    ev = gc.events
+    if ev:
+        ev.emit("gc_assist_start")
     done = gcDrainN(gc, p.gcw, work)
+    if ev:
+        ev.emit("gc_assist_done", work=done)
     c.gcAssistBytes += 1 + int(assistBytesPerWork * done)
     gc.assist_work.add(done)
     if c.gcAssistBytes < 0:

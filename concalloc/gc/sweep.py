@@ -426,12 +426,19 @@ def bgsweep(h, should_stop, yield_point=None) -> None:
         if free:
             time.sleep(0)
 
+    ev = h.sync.events
     while not should_stop():
+        n = 0
         while sweepone(h) != -1:
+            if ev and not n:
+                ev.emit("gc_sweep_start", fn="bgsweep")
+            n += 1
             sw.nbgsweep.add(1)
             gosched()
             if should_stop():
                 return
+        if ev and n:
+            ev.emit("gc_sweep_done", spans=n)
         sw.wakeup.clear()
         if should_stop():
             return
