@@ -44,7 +44,7 @@ def scheduler_options(cfg: Config) -> dict:
         return {"noise": cfg.noise, "switch_interval": cfg.switch_interval}
     if cfg.scheduler == "vtime":
         from .costmodel import load
-        return {"costs": load(cfg.cost_table, cfg.costs)}
+        return {"costs": load(cfg.cost_table, cfg.costs), "max_steps": cfg.max_steps}
     if cfg.scheduler == "pct":
         return {"depth": cfg.pct_depth, "pct_k": cfg.pct_k, "max_steps": cfg.max_steps}
     if cfg.scheduler == "replay":
