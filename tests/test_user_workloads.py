@@ -76,11 +76,6 @@ def test_the_command_finds_a_module_under_the_current_directory():
     assert json.loads(p.stdout)["config"]["workload"] == "examples.lost_object"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with the collector as merged, B is marked in every searched run: the marker scans R and "
-    "then A back to back, so the mover's two stores must both land within about one marker "
-    "yield; scenarios tuned to lose objects (tests/test_gc_barriers.py) belong to the barrier "
-    "study's issue"))
 def test_example_loses_its_object_without_a_barrier():
     """The scenario can fail: with --barrier none some seed loses B (the example's own check or
     the pointer oracle sees it freed), while the hybrid barrier keeps it on the same seeds."""

@@ -106,6 +106,14 @@ class GC:
         self.exiting = False                # lock: the collector thread is done; helpers exit
         self.assist_work = AtomicInt(0)
         self.assists_parked = AtomicInt(0)  # Ps parked in gcParkAssist
+        # Go 1.19's GC CPU limiter, coarsely: when the last cycle's GC CPU
+        # (workers, assists, pauses) exceeded half of the CPU available to the
+        # run since the cycle before it, assists are off (Go: "if the GC CPU
+        # limiter is active, don't assist"), so back-to-back cycles under a
+        # memory limit do not stop the mutators.  The collector thread writes it.
+        self.limiterEnabled = False
+        self._last_cycle_end = None
+        self.lists.on_put = self._work_published
         self.bytesMarked = AtomicInt(0)
         self.bg_cpu_ns = AtomicInt(0)
         self.assist_cpu_ns = AtomicInt(0)
@@ -237,7 +245,7 @@ class GC:
         then Go's trigger test (gcTrigger{kind: gcTriggerHeap}.test)."""
         if self.samples is not None:
             self.samples.sample(c.pid, self.ctl.heapLive.load())
-        if self.blackenEnabled and c.gcAssistBytes < 0:
+        if self.blackenEnabled and c.gcAssistBytes < 0 and not self.limiterEnabled:
             t = self.cpuclock()
             _mark.gcAssistAlloc(self, self.allp[c.pid])
             self.assist_cpu_ns.add(self.cpuclock() - t)
@@ -250,6 +258,11 @@ class GC:
         """Sweep every span still unswept (runtime.GC's last step)."""
         while _sweep.sweepone(self.h) != -1:
             self.yp("sweep.span")
+
+    def _work_published(self) -> None:
+        """A full buffer reached work.full: parked assists may take it."""
+        if self.assists_parked.load():
+            self.world.wake_parked()
 
     def enlist_worker(self) -> None:
         """New work was published: wake an idle worker."""
@@ -559,6 +572,9 @@ class GC:
         self._gc_cpu_total = getattr(self, "_gc_cpu_total", 0) + sum(rec["cpu_ns"])
         rec["gc_cpu_fraction_pct"] = int(100 * self._gc_cpu_total / (elapsed * len(self.allp)))
         rec["num_forced"] = sum(1 for r in self.cycles if r["forced"]) + int(rec["forced"])
+        since = rec["end_ns"] - (self._last_cycle_end if self._last_cycle_end is not None else 0)
+        rec["limiter"] = self.limiterEnabled = sum(rec["cpu_ns"]) > 0.5 * max(1, since) * len(self.allp)
+        self._last_cycle_end = rec["end_ns"]
         rec.pop("t_mark_end", None)
         self.cycles.append(rec)
         if self.on_cycle_end is not None:

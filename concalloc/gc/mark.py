@@ -249,18 +249,26 @@ def gcParkAssist(gc, p) -> None:
     ctl = gc.ctl
     c = p.mcache
     world = gc.world
+    lists = gc.lists
     gc.assists_parked.add(1)
     try:
         while gc.blackenEnabled and c.gcAssistBytes < 0:
             gc.yp("assist.park")
             world.park_at_safepoint(p, lambda: not gc.blackenEnabled or ctl.bgScanCredit.load() > 0
-                                    or c.gcAssistBytes >= 0)
+                                    or lists.nfull > 0 or c.gcAssistBytes >= 0)
+            if not gc.blackenEnabled:
+                break
+            want = int(ctl.assistWorkPerByte.load() * -c.gcAssistBytes) + 1
             credit = ctl.bgScanCredit.load()
-            if credit > 0 and gc.blackenEnabled:
-                want = int(ctl.assistWorkPerByte.load() * -c.gcAssistBytes) + 1
+            if credit > 0:
                 steal = min(credit, want)
                 ctl.bgScanCredit.add(-steal)
                 c.gcAssistBytes += int(ctl.assistBytesPerWork.load() * steal) + 1
+                want -= steal
+            if c.gcAssistBytes < 0 and lists.nfull:      # work was published: help with it
+                done = gcDrainN(gc, p.gcw, want)
+                c.gcAssistBytes += 1 + int(ctl.assistBytesPerWork.load() * done)
+                gc.assist_work.add(done)
     finally:
         gc.assists_parked.add(-1)
 

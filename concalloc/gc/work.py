@@ -37,11 +37,14 @@ class WorkLists:
         self.lock = sync.mutex("work.full", Rank.GC_WORK)
         self.full: list[list[int]] = []      # lock
         self.nfull = 0                       # lock to write; racy reads are hints
+        self.on_put = None                   # fn() after a buffer is published (set once, before threads)
 
     def put(self, buf: list[int]) -> None:
         with self.lock:
             self.full.append(buf)
             self.nfull = len(self.full)
+        if self.on_put is not None:
+            self.on_put()
 
     def get(self) -> list[int] | None:
         if not self.nfull:
