@@ -119,7 +119,8 @@ SAFE_ALWAYS = {("hybrid", s) for s in STACK_SCANS} | {("dijkstra", "rescan"), ("
 @pytest.mark.parametrize("stack_scan", STACK_SCANS)
 @pytest.mark.parametrize("barrier", BARRIERS)
 def test_every_barrier_and_stack_scan_runs(barrier, stack_scan):
-    cfg = Config(procs=2, workload="graph", steps=1500, live=32, scheduler="os", gogc=-1, memory_limit=0,
+    cfg = Config(procs=2, workload="graph", steps=1500, live=32, scheduler="os", switch_interval=0.0005,
+                 gogc=-1, memory_limit=0,
                  barrier=barrier, stack_scan=stack_scan, gccheckmark=True, reserve_bytes=GiB)
     res = run(cfg, "graph")
     assert res.gc["barrier"] == barrier and res.gc["stack_scan"] == stack_scan

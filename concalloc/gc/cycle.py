@@ -457,7 +457,11 @@ class GC:
         rec["heap_end"] = ctl.heapLive.load()
         self.flush_mcaches()
         _mark.check_no_grey(self)
-        self.flush_scan_work(self.gcw, False)
+        # Every gcWork's counters, as Go's gcMark disposes each P's gcw: the
+        # re-check's barrier flush and late barrier-buffer flushes mark into
+        # a P's gcw after the ragged barrier took its counts.
+        for gcw in [self.gcw] + [p.gcw for p in self.allp]:
+            self.flush_scan_work(gcw, False)
         marked = self.bytesMarked.load() + sum(p.mcache.markedBlack for p in self.allp)
         if self.cfg.heapcheck >= 1:
             _checkmark.check_marked_allocated(self)
