@@ -43,6 +43,7 @@ import sys
 import time
 
 from ..check.violation import Violation, throw
+from ..config import MAX_INT64
 from ..sync import AtomicInt, Rank
 from ..trace import emit_heap_counter
 from . import checkmark as _checkmark
@@ -524,7 +525,11 @@ class GC:
         rec["heap_end"] = ctl.heapLive.load()
         self.flush_mcaches()
         _mark.check_no_grey(self)
-        self.flush_scan_work(self.gcw, False)
+        # Every gcWork's counters, as Go's gcMark disposes each P's gcw: the
+        # re-check's barrier flush and late barrier-buffer flushes mark into
+        # a P's gcw after the ragged barrier took its counts.
+        for gcw in [self.gcw] + [p.gcw for p in self.allp]:
+            self.flush_scan_work(gcw, False)
         marked = self.bytesMarked.load() + sum(p.mcache.markedBlack for p in self.allp)
         if self.cfg.heapcheck >= 1:
             _checkmark.check_marked_allocated(self)
@@ -591,10 +596,16 @@ class GC:
             ends[i % PAUSE_RING] = end
         elapsed = max(1, self.clock() - self.t0)
         return {"NumGC": self.numgc, "NumForcedGC": sum(1 for r in self.cycles if r["forced"]),
-                "NextGC": self.ctl.heapGoal() if self.cfg.gogc >= 0 else 0,
+                "NextGC": self.ctl.heapGoal() if self._goal_finite() else 0,
                 "LastGC": self.pause_end[-1] if self.pause_end else 0,
                 "PauseTotalNs": sum(self.pause_ns), "PauseNs": ring, "PauseEnd": ends,
                 "GCCPUFraction": getattr(self, "_gc_cpu_total", 0) / (elapsed * len(self.allp))}
+
+    def _goal_finite(self) -> bool:
+        """A heap goal exists: GOGC is on, or a memory limit sets it (Go
+        reports the memory-limit goal as NextGC when GOGC=off; only with
+        neither is the goal near 2^63, shown as 0)."""
+        return self.cfg.gogc >= 0 or self.ctl.memoryLimit.load() < MAX_INT64
 
     def to_json(self) -> dict:
         return {"num_gc": self.numgc, "barrier": self.barrier_kind, "stack_scan": self.stack_scan,
