@@ -29,7 +29,7 @@ class Mover:
     def __init__(self):
         self.rt = None
 
-    def setup(self, rt) -> None:
+    def prepare(self, rt) -> None:
         self.rt = rt
 
     def slots(self, cfg) -> int:

@@ -169,7 +169,7 @@ class ForcedCycles:
         self.rt = None
         self.seen = {}
 
-    def setup(self, rt):
+    def prepare(self, rt):
         self.rt = rt
 
     def slots(self, cfg):
@@ -206,7 +206,7 @@ def test_runtime_gc_completes_a_cycle_and_gc_start_returns_at_once(sched):
     cfg = Config(procs=2, steps=400, scheduler=sched, gogc=-1, gccheckmark=True, heapcheck=2,
                  reserve_bytes=GiB)
     with Runtime(cfg, workload=wl) as rt:
-        wl.setup(rt)
+        wl.prepare(rt)
         res = rt.run()
     assert res.exit_code == EXIT_OK, why(cfg, res)
     seen = wl.seen
@@ -237,7 +237,7 @@ class AllocPaths:
         self.paths = paths
         self.rt = None
 
-    def setup(self, rt):
+    def prepare(self, rt):
         self.rt = rt
 
     def slots(self, cfg):
@@ -315,7 +315,7 @@ def test_trigger_hook_sees_the_object_ready_on_every_path(cache):
     wl = AllocPaths(paths)
     cfg = Config(procs=1, steps=10, scheduler="random", gogc=5, reserve_bytes=GiB)
     with Runtime(cfg, workload=wl, cache=cache) as rt:
-        wl.setup(rt)
+        wl.prepare(rt)
         seen = rt.hook_seen = install_inspecting_hooks(rt)
 
         def hook_check(path, x):
