@@ -172,7 +172,7 @@ def _run_concalloc(fields: dict):
 def concalloc_cycles(exp: Experiment, steps: int | None = None, scheduler: str = "os") -> list[dict]:
     """Run exp under concalloc once (free threads, or in virtual time); its GC cycle records."""
     if not _collector_config_ready():
-        raise NothingToCompare("concalloc has no collector yet (Config has no gogc): "
+        raise NothingToCompare("this concalloc has no collector (Config has no gogc): "
                                "no GC cycles to compare with Go")
     fields = exp.config_fields(steps)
     if scheduler != "os":      # a controlled run: allow it every decision it needs

@@ -10,9 +10,11 @@ cached span's allocCache and a count of trailing zeros.  Memory is cleared
 only where it may be dirty (the span's needzero); a scan object gets its
 heap bits (mbitmap.heapBitsSetType, called through the mcache so that
 heapcheck=2 can bind the recording variant) and charges its scan size, up to
-the last value's last pointer word, to heapScan.  GC hooks (assist, allocate-black,
-the trigger test) are bound in by the collector; with no collector they cost
-a None test on the slow paths only.
+the last value's last pointer word, to heapScan.  The collector's hook (assist,
+trigger test) runs at the end of each slow path, once the object is ready;
+allocate-black costs the fast path nothing (spans cached during mark record
+where their new objects start: gc/mark.py) and marks at allocation only on
+the large and cache-off paths.
 """
 
 from __future__ import annotations
