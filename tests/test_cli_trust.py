@@ -8,29 +8,21 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 import concalloc.contention as contention
-from concalloc.cli import build_parser, main
+from concalloc.cli import build_parser
 from concalloc.report import WIDTH, duration, hist_quantile, lock_tables
+from cli_helpers import cli
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--reserve", "1GiB"]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
 
 
-def cli(capsys, *argv: str, timeout: float = 120.0):
-    box: dict = {}
-    t = threading.Thread(target=lambda: box.setdefault("code", main(list(argv))), daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"concalloc {' '.join(argv)} did not return within {timeout} s"
-    out, err = capsys.readouterr()
-    return box["code"], out, err
 
 
 def one_line(err: str, *needles: str) -> None:

@@ -11,27 +11,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
-import threading
 
 import pytest
 
-from concalloc.cli import build_parser, main
+from concalloc.cli import build_parser
 from concalloc.config import Config
 from concalloc.demo import config_from_args, given_fields, given_options
 from concalloc.runconfig import (FLAGS, NO_FLAG, RUN_FORMAT, SCHEDULE_FORMAT, SCHEDULE_VERSION, flag_for,
                                  replay_command)
+from cli_helpers import cli
 
 SMALL = ["--reserve", "1GiB"]
 
 
-def cli(capsys, *argv: str, timeout: float = 120.0):
-    box: dict = {}
-    t = threading.Thread(target=lambda: box.setdefault("code", main(list(argv))), daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"concalloc {' '.join(argv)} did not return within {timeout} s"
-    out, err = capsys.readouterr()
-    return box["code"], out, err
 
 
 def run_json(capsys, *argv: str) -> dict:

@@ -11,15 +11,15 @@ import os
 import shlex
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from concalloc.cli import build_parser, main
+from concalloc.cli import build_parser
 from concalloc.config import Config
 from concalloc.demo import config_from_args
 from concalloc.runtime import replay_command
+from cli_helpers import cli
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--reserve", "1GiB"]
@@ -27,16 +27,6 @@ GO_MEMSTATS = {"Alloc", "TotalAlloc", "Sys", "Mallocs", "Frees", "HeapAlloc", "H
                "HeapInuse", "HeapReleased", "HeapObjects", "NextGC", "NumGC", "PauseTotalNs", "BySize"}
 
 
-def cli(capsys, *argv: str, timeout: float = 120.0):
-    """main(argv) on a helper thread, bounded; returns (code, stdout, stderr)."""
-    box: dict = {}
-    t = threading.Thread(target=lambda: box.setdefault("code", main(list(argv))), daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"concalloc {' '.join(argv)} did not return within {timeout} s"
-    out, err = capsys.readouterr()
-    assert "code" in box, err
-    return box["code"], out, err
 
 
 def run_json(capsys, *argv: str) -> dict:

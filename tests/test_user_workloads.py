@@ -8,17 +8,16 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
 
-from concalloc.cli import main
 from concalloc.config import Config, ConfigError
 from concalloc.runconfig import read_schedule
 from concalloc.runtime import EXIT_OK, EXIT_VIOLATION, Runtime, replay_command
 from concalloc.sync import AtomicInt
 from concalloc import workloads
+from cli_helpers import cli
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "lost_object.py"
@@ -26,16 +25,6 @@ SMALL = ["--reserve", "1GiB"]
 BOUND = 120.0            # seconds: a safety net for hung runs, never a speed assertion
 
 
-def cli(capsys, *argv: str):
-    """main(argv) on a helper thread, bounded: (code, stdout, stderr)."""
-    box: dict = {}
-    t = threading.Thread(target=lambda: box.setdefault("code", main(list(argv))), daemon=True)
-    t.start()
-    t.join(BOUND)
-    assert not t.is_alive(), f"concalloc {' '.join(argv)} did not return"
-    out, err = capsys.readouterr()
-    assert "code" in box, err
-    return box["code"], out, err
 
 
 def run_cfg(cfg: Config, workload=None):

@@ -67,61 +67,37 @@ def wbBufFlush1(gc, p) -> bool:
     return greyed
 
 
+# What each barrier records: the slot's old value (deletion), and the new
+# pointer (insertion) always, never, or while the storing P's stack is grey.
+_SHADES = {"dijkstra": (False, "always"), "yuasa": (True, "never"),
+           "hybrid": (True, "always"), "hybrid-cond": (True, "while-grey")}
+
+
 def make_barrier(gc, kind: str):
     """The function Mutator.store calls as wb(m, slot, ptr) before the store,
     or None for no barrier."""
     if kind == "none":
         return None
+    if kind not in _SHADES:
+        raise ValueError(f"unknown write barrier {kind!r} (expected one of {', '.join(BARRIERS)})")
+    shade_old, shade_new = _SHADES[kind]
+    always, while_grey = shade_new == "always", shade_new == "while-grey"
     load = gc.mem.load
     yp = gc.yp
 
-    def put(p, x):
+    def wb(m, slot, ptr):
+        p = m.p
+        p.wbCalls += 1
         buf = p.wbBuf
-        buf.append(x)
-        if len(buf) >= WBBUF_ENTRIES:
+        if shade_old:
+            old = load(slot)
+            yp("wb.read_old")
+            buf.append(old)
+        if always or (while_grey and not p.gcscandone):
+            buf.append(ptr)
+        if len(buf) >= WBBUF_ENTRIES:      # wbBuf full: flush (one length check per store)
             wbBufFlush1(gc, p)
+        yp("wb.shade")
 
-    def putFast(p, old, new):
-        """Record both pointers of one barrier with one length check (wbBuf.putFast)."""
-        buf = p.wbBuf
-        buf.append(old)
-        buf.append(new)
-        if len(buf) >= WBBUF_ENTRIES:
-            wbBufFlush1(gc, p)
-
-    if kind == "dijkstra":
-        def wb(m, slot, ptr):
-            p = m.p
-            p.wbCalls += 1
-            put(p, ptr)
-            yp("wb.shade")
-    elif kind == "yuasa":
-        def wb(m, slot, ptr):
-            p = m.p
-            p.wbCalls += 1
-            old = load(slot)
-            yp("wb.read_old")
-            put(p, old)
-            yp("wb.shade")
-    elif kind == "hybrid":
-        def wb(m, slot, ptr):
-            p = m.p
-            p.wbCalls += 1
-            old = load(slot)
-            yp("wb.read_old")
-            putFast(p, old, ptr)
-            yp("wb.shade")
-    elif kind == "hybrid-cond":
-        def wb(m, slot, ptr):
-            p = m.p
-            p.wbCalls += 1
-            old = load(slot)
-            yp("wb.read_old")
-            put(p, old)
-            if not p.gcscandone:
-                put(p, ptr)
-            yp("wb.shade")
-    else:
-        raise ValueError(f"unknown write barrier {kind!r} (expected one of {', '.join(BARRIERS)})")
     wb.kind = kind
     return wb
