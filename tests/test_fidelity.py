@@ -87,7 +87,7 @@ def _fake_result(cycles):
 def test_cli_without_a_collector_says_so(monkeypatch, capsys):
     monkeypatch.setattr(fidelity, "_collector_config_ready", lambda: False)
     assert main(["--only", EXPERIMENTS[0].name]) == 3
-    assert "no collector yet" in capsys.readouterr().err
+    assert "has no collector" in capsys.readouterr().err
 
 
 def test_cli_with_no_cycles_says_so(monkeypatch, capsys):
