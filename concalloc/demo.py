@@ -193,7 +193,7 @@ def given_fields(given: dict[str, tuple[str, object]]) -> set[str]:
 
 
 def _progress_line(rt, elapsed: float) -> None:
-    """The live line: allocations, rate, heapLive, STW checks, and how far along the run is."""
+    """The live line: allocations, rate, heapLive, GC cycles, and how far along the run is."""
     cfg = rt.config
     n = rt.progress_counter()
     live = rt.heap.mheap.gcController.heapLive.load()
@@ -203,7 +203,7 @@ def _progress_line(rt, elapsed: float) -> None:
         done = elapsed / cfg.seconds if cfg.seconds else 0.0
     eta = f"{elapsed * (1 - done) / done:4.1f}s" if 0 < done < 1 else "  --"
     line = (f"[{elapsed:5.1f}s {min(done, 1):4.0%} ETA {eta}] allocs {n:>9,}  {n / max(elapsed, 1e-9):>9,.0f}/s  "
-            f"heapLive {human_bytes(live):>10}  STW checks {rt.nchecks}")
+            f"heapLive {human_bytes(live):>10}  GCs {rt.nchecks}")
     if sys.stderr.isatty():
         print("\r" + line, end="", file=sys.stderr, flush=True)
     elif int(elapsed * 4) % 4 == 0:

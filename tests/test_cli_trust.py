@@ -252,7 +252,7 @@ def test_run_progress_line_has_a_fraction_and_an_eta(capsys):
                              heapLive=SimpleNamespace(load=lambda: 1 << 20)))))
     _progress_line(rt, 2.0)
     err = capsys.readouterr().err
-    assert "25% ETA  6.0s] allocs       500" in err and "STW checks 3" in err
+    assert "25% ETA  6.0s] allocs       500" in err and "GCs 3" in err
 
 
 def test_godebug_key_without_a_value_says_so(capsys):
