@@ -7,7 +7,10 @@ flushes the per-span allocation counts into the heap statistics exactly as
 Go 1.19 does (allocCount - allocCountBeforeCache per uncached span).
 
 Protection: every field is owned by the mcache's P; only that P's thread
-touches them, except with the world stopped.
+touches them, except with the world stopped and while the P is stopped at a
+safe point or borrowed by the collector (a stack scan reads `allocating`).
+During mark a refill records where the span's new objects start
+(MSpan.markFrom, allocate-black) and runs up assist debt (gcAssistBytes).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..check.violation import Violation, throw
+from ..check.violation import Violation
 from ..config import MAX_INT64
 from ..sync import AtomicInt, Rank
 from ..trace import emit_heap_counter
@@ -266,7 +266,9 @@ class GC:
             self.world.wake_parked()
 
     def enlist_worker(self) -> None:
-        """New work was published: wake an idle worker."""
+        """New work was published: wake an idle worker.  nwait is read without
+        the lock as a hint: a worker that is busy finds the work itself, and one
+        going to sleep re-checks for work under the lock."""
         if self.nwait:
             with self.lock:
                 self.work_cond.notify()
@@ -621,8 +623,3 @@ def _print_gctrace(rec: dict) -> None:
         logger.info(line)
     else:
         print(line, file=sys.stderr, flush=True)
-
-
-def check_phase(gc, want: int) -> None:
-    if gc.phase != want:
-        throw("gc.phase", f"gc phase is {PHASE_NAMES[gc.phase]}, want {PHASE_NAMES[want]}")
