@@ -15,7 +15,9 @@ a pointer field is checked at the moment it happens:
 
 Reads of another P's span (freeindex, allocBits) are racy but safe for this
 purpose: a published pointer's object was allocated before it was published,
-and nothing is freed while mutators run (sweeping happens at stop-the-world).
+and a sweep running beside the check publishes the span's new allocBits before
+it resets freeindex, while isFree reads freeindex first, so a live object is
+never seen free mid-sweep.
 """
 
 from __future__ import annotations

@@ -236,8 +236,11 @@ class sweepLocked:
             raise SweepError(f"runtime: nelems={s.nelems} nalloc={nalloc} previous allocCount={s.allocCount} "
                              f"nfreed={nfreed}\nfatal error: sweep increased allocation count", span=s)
         s.allocCount = nalloc
-        s.freeindex = 0
+        # The new allocation bits first, then freeindex: the pointer oracle
+        # reads freeindex, then allocBits, without a lock, so it never pairs
+        # the new freeindex (0) with the old bits (which call a live object free).
         s.allocBits = s.gcmarkBits
+        s.freeindex = 0
         s.gcmarkBits = new_gcbits(s.nelems)
         s.refillAllocCache(0)
         if sizeclass != 0:
