@@ -5,6 +5,7 @@ Subcommands:
     contention    the contention experiment: Ps x mcache on/off (x GOGC) -> table, CSV, JSON, PNG
     sizeclasses   Go's size-class table, as sizeclasses.go prints it (--json)
     calibrate     measure Go 1.19 here and write the virtual-time cost table
+    barrier-matrix  every write barrier x stack-scan protocol, searched for lost objects
     version
 
 Exit codes: 0 ok; 1 an invariant violation; 2 bad arguments or config (one
@@ -139,6 +140,32 @@ def _cmd_contention(args) -> int:
     return EXIT_OK
 
 
+def _cmd_barrier_matrix(args) -> int:
+    from .barriermatrix import markdown_table, run_matrix, text_table
+    from .config import Config, parse_bytes
+    from .runtime import Runtime
+    if args.runs < 1:
+        raise UsageError(f"--runs: must be at least 1, got {args.runs}")
+    base = Config(procs=args.procs, workload=args.workload, steps=args.steps, live=args.live,
+                  scheduler=args.scheduler, reserve_bytes=parse_bytes(args.reserve, "reserve"),
+                  max_steps=args.max_steps)
+
+    def runner(cfg):
+        with Runtime(cfg) as rt:
+            return rt.run()
+    say = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    cells = run_matrix(base, args.runs, runner, stop_at_first=not args.all, progress=say)
+    if args.json:
+        print(json.dumps({"format": "concalloc-barrier-matrix", "format_version": 1,
+                          "config": base.to_dict(), "runs": args.runs,
+                          "cells": [c.to_json() for c in cells]}))
+    elif args.markdown:
+        print(markdown_table(cells))
+    else:
+        print(text_table(cells))
+    return EXIT_VIOLATION if any(c.surprise for c in cells) else EXIT_OK
+
+
 def _cmd_calibrate(args) -> int:
     from .calibrate import calibrate
     if not args.json and not args.from_output:
@@ -173,6 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("contention", help="lock contention vs Ps, mcache on and off (table, CSV, JSON, PNG)")
     add_run_arguments(c, grid=True)
     c.set_defaults(func=_cmd_contention)
+    b = sub.add_parser("barrier-matrix", help="every write barrier x stack-scan protocol, searched for "
+                                              "lost objects with checkmark (see docs/barriers.md)")
+    b.add_argument("--workload", default="graph", help="built-in name, FILE.py or module[:name] (default: graph)")
+    b.add_argument("--runs", type=int, default=6, help="seeds per cell (default: 6)")
+    b.add_argument("--procs", type=int, default=2, help="GOMAXPROCS (default: 2)")
+    b.add_argument("--steps", type=int, default=150, help="allocations per mutator (default: 150)")
+    b.add_argument("--live", type=int, default=32, help="live slots per mutator (default: 32)")
+    b.add_argument("--scheduler", choices=("random", "pct", "vtime"), default="random",
+                   help="a controlled scheduler, so every loss replays (default: random)")
+    b.add_argument("--max-steps", type=int, default=1_000_000, help="decision cap per run (default: 1000000)")
+    b.add_argument("--reserve", default="1GiB", help="address-space reservation per run (default: 1GiB)")
+    b.add_argument("--all", action="store_true", help="run every seed, not only up to a cell's first loss")
+    b.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    b.add_argument("--markdown", action="store_true", help="the table as Markdown")
+    b.set_defaults(func=_cmd_barrier_matrix)
     k = sub.add_parser("calibrate", help="measure Go 1.19 on this machine and write the vtime cost table")
     from .calibrate import GO
     k.add_argument("--out", default="costs.toml", help="the table to write (default costs.toml)")

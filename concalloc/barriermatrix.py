@@ -1,0 +1,109 @@
+"""`concalloc barrier-matrix`: every write barrier x stack-scan protocol, searched for lost objects.
+
+Each cell runs the same workload under seeds 1..N with checkmark on
+(GODEBUG gccheckmark=1) and the collector cycling back to back (GOGC off,
+a memory limit of 0, so a cycle starts as soon as the last one ends), under
+a controlled scheduler so that every failure replays exactly.  A cell
+reports what theory expects of it (docs/barriers.md), the runs made, the
+runs that lost an object, the runs and seconds to the first loss, and the
+command that replays it.  A cell theory calls safe that loses an object is
+a collector bug: the command then exits 1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .config import BARRIERS, STACK_SCANS, Config
+from .runconfig import replay_command
+from .runresult import EXIT_OK, EXIT_VIOLATION
+
+# What theory says of each cell (proposal 17503; docs/barriers.md): True = safe.
+SAFE = {("dijkstra", "rescan"), ("yuasa", "stw-snapshot"),
+        *(("hybrid", s) for s in STACK_SCANS), *(("hybrid-cond", s) for s in STACK_SCANS)}
+
+
+@dataclass
+class Cell:
+    barrier: str
+    stack_scan: str
+    runs: int = 0
+    lost: int = 0
+    errors: int = 0            # runs that ended otherwise (deadlock, internal error)
+    first_run: int | None = None
+    first_seconds: float | None = None
+    replay: str | None = None
+    what: str | None = None    # the first loss's invariant
+
+    @property
+    def expected(self) -> str:
+        return "safe" if (self.barrier, self.stack_scan) in SAFE else "loses"
+
+    @property
+    def surprise(self) -> bool:
+        """A cell theory calls safe lost an object."""
+        return self.expected == "safe" and self.lost > 0
+
+    def to_json(self) -> dict:
+        return {"barrier": self.barrier, "stack_scan": self.stack_scan, "expected": self.expected,
+                "runs": self.runs, "lost": self.lost, "errors": self.errors,
+                "first_loss_run": self.first_run, "first_loss_seconds": self.first_seconds,
+                "invariant": self.what, "replay": self.replay}
+
+
+def cell_config(base: Config, barrier: str, stack_scan: str, seed: int) -> Config:
+    return base.replace(barrier=barrier, stack_scan=stack_scan, seed=seed, gccheckmark=True,
+                        gogc=-1, memory_limit=0)
+
+
+def run_cell(base: Config, barrier: str, stack_scan: str, runs: int, runner, stop_at_first: bool) -> Cell:
+    cell = Cell(barrier, stack_scan)
+    t0 = time.monotonic()
+    for seed in range(1, runs + 1):
+        cfg = cell_config(base, barrier, stack_scan, seed)
+        res = runner(cfg)
+        cell.runs += 1
+        if res.exit_code == EXIT_VIOLATION:
+            cell.lost += 1
+            if cell.first_run is None:
+                cell.first_run, cell.first_seconds = seed, round(time.monotonic() - t0, 2)
+                cell.replay = replay_command(cfg)
+                cell.what = res.violations[0]["invariant"] if res.violations else None
+            if stop_at_first:
+                break
+        elif res.exit_code != EXIT_OK:
+            cell.errors += 1
+    return cell
+
+
+def run_matrix(base: Config, runs: int, runner, stop_at_first: bool = True, progress=None,
+               barriers=BARRIERS, stack_scans=STACK_SCANS) -> list[Cell]:
+    cells = []
+    for i, (b, s) in enumerate(((b, s) for b in barriers for s in stack_scans), 1):
+        if progress:
+            progress(f"[{i}/{len(barriers) * len(stack_scans)}] {b} + {s}")
+        cells.append(run_cell(base, b, s, runs, runner, stop_at_first))
+    return cells
+
+
+def _row(c: Cell) -> list:
+    first = "-" if c.first_run is None else f"run {c.first_run}, {c.first_seconds:.1f} s"
+    return [c.barrier, c.stack_scan, c.expected, c.runs, c.lost, c.errors, first,
+            "SAFE CELL LOST AN OBJECT" if c.surprise else ""]
+
+
+HEADERS = ["barrier", "stack scan", "theory", "runs", "lost", "errors", "first loss", ""]
+
+
+def text_table(cells: list[Cell]) -> str:
+    from .report import table
+    out = table(HEADERS, [_row(c) for c in cells], title="barrier x stack-scan: lost objects (checkmark)")
+    replays = [f"  {c.barrier} + {c.stack_scan}: {c.replay}" for c in cells if c.replay]
+    return out + ("\n\nreplay the first loss of each cell:\n" + "\n".join(replays) if replays else "")
+
+
+def markdown_table(cells: list[Cell]) -> str:
+    lines = ["| " + " | ".join(h or "note" for h in HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(str(x) for x in _row(c)) + " |" for c in cells]
+    return "\n".join(lines)
