@@ -1,7 +1,8 @@
 """How a controlled run picks the next thread: random, PCT, replay.
 
 A strategy sees each decision as (step, label, current worker, enabled
-workers in registration order) and returns the worker to run.  It is only
+workers in registration order) and returns the worker to run; `label` is the
+yield point's own label (the thread is `current`, None for the run's start).  It is only
 ever called by the baton holder, so its state needs no lock, and it draws
 only from its own ``random.Random(seed)``: a run is a pure function of
 (program, seed).
@@ -81,6 +82,7 @@ class ReplayStrategy(Strategy):
 
     def choose(self, step, label, current, enabled):
         i = step - 1
+        label = f"{current.name if current is not None else 'run'}:{label}"
         if i >= len(self.schedule):
             raise ReplayDivergence(step, f"the end of the recorded schedule ({len(self.schedule)} steps)",
                                    f"a further decision at {label}")
