@@ -108,6 +108,7 @@ class _Worker:
 
 class ControlledScheduler(Scheduler):
     controlled = True
+    sparse_memory = True        # heap loads/stores are decisions only while the GC marks (mutator.py)
     clock_unit = "steps"
     clock_name = "steps"
 
