@@ -34,7 +34,7 @@ import threading
 
 from .errors import Aborted, Deadlock, ReplayDivergence, StepLimitExceeded
 from .sched import Scheduler
-from .strategies import PctStrategy, RandomStrategy, ReplayStrategy, Strategy
+from .strategies import PctStrategy, RandomStrategy, ReplayStrategy, StickyRandomStrategy, Strategy
 
 _RUN_ENDING = (Deadlock, ReplayDivergence, StepLimitExceeded)
 BATON = "pipe"      # or "lock": the handoff primitive (bench/bench_sched.py measures both)
@@ -282,6 +282,9 @@ def make_controlled(kind: str, seed: int, max_steps: int = 1_000_000, **opts) ->
     elif kind == "pct":
         depth, k = opts.pop("depth", 2), opts.pop("pct_k", 2000)
         strategy, shown = PctStrategy(seed, depth, k), {"depth": depth, "pct_k": k}
+    elif kind == "sticky-random":
+        p = opts.pop("sticky", 0.2)
+        strategy, shown = StickyRandomStrategy(seed, p), {"sticky": p}
     elif kind == "replay":
         schedule = opts.pop("schedule")
         if isinstance(schedule, str):

@@ -146,3 +146,59 @@ def test_hash_sees_fields_and_decisions():
     assert _hashed_run(0, {"y": 1})[0] != ref
     other = next(s for s in range(1, 50) if _hashed_run(s, {"x": 1})[1] != ref_schedule)
     assert _hashed_run(other, {"x": 1})[0] != ref, "same events, other decisions"
+
+
+# --- sticky random ------------------------------------------------------------------
+
+def _yields(sched, threads=3, n=200):
+    def body():
+        for _ in range(n):
+            sched.yield_point("y")
+    for i in range(threads):
+        sched.start_thread(f"T{i}", body)
+    sched.join_all(timeout=60)
+    return sched.schedule()
+
+
+def _switch_rate(schedule) -> float:
+    """Fraction of the threads' own decisions that chose another thread."""
+    own = [(label.split(":")[0], chosen) for label, chosen in schedule if not label.startswith("run:")
+           and not label.endswith(":exit")]
+    return sum(who != chosen for who, chosen in own) / len(own)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.5])
+def test_sticky_random_switches_with_probability_p(p):
+    rate = _switch_rate(_yields(make_scheduler("sticky-random", 7, sticky=p)))
+    assert abs(rate - p) < 0.06, rate
+    assert _switch_rate(_yields(make_scheduler("random", 7))) > 0.55   # uniform: about 2/3
+
+
+def test_sticky_random_switch_goes_to_another_thread_uniformly():
+    from collections import Counter
+    sched = make_scheduler("sticky-random", 3, sticky=1.0)     # always switch
+    moves = Counter((label.split(":")[0], chosen) for label, chosen in _yields(sched, threads=3, n=300)
+                    if label.endswith(":y"))
+    assert all(a != b for a, b in moves)
+    for a in ("T0", "T1", "T2"):
+        to = [n for (x, _), n in moves.items() if x == a]
+        assert len(to) == 2 and min(to) > 0.35 * sum(to)
+
+
+def test_sticky_random_is_reproducible_and_replays():
+    a = _yields(make_scheduler("sticky-random", 11, sticky=0.3))
+    assert a == _yields(make_scheduler("sticky-random", 11, sticky=0.3))
+    assert a != _yields(make_scheduler("sticky-random", 12, sticky=0.3))
+    assert _yields(make_scheduler("replay", 0, schedule=a)) == a
+
+
+def test_sticky_random_run_from_the_config_and_bad_p():
+    from concalloc.config import ConfigError
+    rt, res = _run(_ring(scheduler="sticky-random", sticky=0.1, steps=100))
+    assert res.error is None and res.event_log_hash
+    rt2, res2 = _run(_ring(scheduler="sticky-random", sticky=0.1, steps=100))
+    assert res2.event_log_hash == res.event_log_hash
+    with pytest.raises(ConfigError):
+        _ring(scheduler="sticky-random", sticky=0.0).validate()
+    with pytest.raises(ValueError):
+        make_scheduler("sticky-random", 1, sticky=1.5)
