@@ -49,7 +49,7 @@ from .malloc import mallocgc
 from .memory import Type
 from .sync import Aborted
 
-MEM_STRIDE = 16     # outside marking, one heap load/store in this many is a decision (sparse_memory)
+MEM_STRIDE = 64     # outside marking, one heap load/store in this many is a decision (sparse_memory)
 
 
 class Mutator:

@@ -20,8 +20,8 @@ buffer implied by where it sits.
   The trace export leaves them out (the schedule file holds them).
 
 The determinism hash (event_log_hash) streams each thread's events, in
-thread-name order, through sha256 as one repr per thread (step, kind,
-fields; no wall time), then the decision log: each thread's stream carries
+thread-name order, through sha256 as one memo-less pickle per thread
+(step, kind, fields; no wall time), then the decision log: each thread's stream carries
 its steps, so the merged order is a function of the streams, and hashing
 costs a few ms instead of one json.dumps per event.
 
@@ -52,7 +52,9 @@ them) and writes the same trace when it is over (write_chrome_trace).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import pickle
 import queue
 import threading
 import time
@@ -156,14 +158,28 @@ class Recorder:
         for name, buf in sorted(self._streams(), key=_by_name):
             rows = [(seq, kind, fields) for seq, _, kind, fields in buf] if logical else \
                    [(kind, fields) for _, _, kind, fields in buf]
-            h.update(repr((name, rows)).encode())
+            h.update(_serialize((name, rows)))
         if self._sched is not None:
-            h.update(repr(self._sched.decision_events()).encode())
+            h.update(_serialize(self._sched.decision_events()))
         return h.hexdigest()
 
 
 def _noop_emit(kind: str, **fields) -> None:
     pass
+
+
+def _serialize(obj) -> bytes:
+    """obj's bytes for the hash: a pickle without its memo (so that only values
+    count, never which objects happen to be shared), or its repr when a field
+    holds something pickle refuses."""
+    f = io.BytesIO()
+    p = pickle.Pickler(f, 4)
+    p.fast = True
+    try:
+        p.dump(obj)
+    except Exception:       # an unpicklable field value: fall back to repr, still deterministic
+        return b"r" + repr(obj).encode()
+    return b"p" + f.getvalue()
 
 
 def _log_order(e: Event) -> tuple:
