@@ -202,3 +202,19 @@ def test_sticky_random_run_from_the_config_and_bad_p():
         _ring(scheduler="sticky-random", sticky=0.0).validate()
     with pytest.raises(ValueError):
         make_scheduler("sticky-random", 1, sticky=1.5)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")
+def test_managed_threads_share_one_cpu_and_the_caller_keeps_its_own():
+    before = os.sched_getaffinity(0)
+    sched = make_scheduler("random", 1)
+    seen = []
+
+    def body():
+        seen.append(os.sched_getaffinity(0))
+        sched.yield_point("y")
+    sched.start_thread("A", body)
+    sched.start_thread("B", body)
+    sched.join_all(timeout=30)
+    assert len(seen) == 2 and seen[0] == seen[1] and len(seen[0]) == 1 and seen[0] <= before
+    assert os.sched_getaffinity(0) == before
