@@ -36,11 +36,11 @@ TARGETS: dict[str, tuple[float, str]] = {
     "alloc.fast_path_ratio": (4, "<="),
     "alloc.steady_ratio": (8, "<="),
     "alloc.python_bytes_per_object": (16, "<="),
-    # stated in bench_locks.py and bench_runtime.py
+    # stated in bench_locks.py, bench_sched.py and bench_runtime.py
     "locks.stats_ratio": (3, "<="),
     "locks.ranked_ratio": (5, "<="),
     "locks.plain_ratio": (1.2, "<="),
-    "sched.controlled_ratio": (10, "<="),
+    "sched.controlled_ratio": (4, "<="),
     "procs.scaling_8_over_1": (0.8, ">="),
     # stated in bench_vtime.py
     "vtime.overhead_ratio": (1.5, "<="),

@@ -1,8 +1,6 @@
-"""Runtime benchmarks: the controlled scheduler's cost and throughput vs Ps.
+"""Runtime benchmarks: throughput vs Ps (the controlled scheduler's cost is
+in bench_sched.py).
 
-sched.controlled_ratio   wall time of one bounded run (4 Ps, ring, fixed
-                         steps) under the `random` controlled scheduler vs
-                         the same run under free `os` threads.  Target <= 10.
 procs.scaling_8_over_1   aggregate allocation throughput (allocations per
                          second over all mutators, whole run timed) with 8 Ps
                          vs 1 P, same steps per mutator.  Under the GIL the
@@ -37,14 +35,6 @@ def _timed_run(cfg: Config) -> tuple[float, int]:
     return dt, sum(m["allocs"] for m in res.mutators.values())
 
 
-def controlled_ratio(reps: int, steps: int) -> dict:
-    os_cfg = BASE.replace(scheduler="os", steps=steps)
-    rnd_cfg = BASE.replace(scheduler="random", steps=steps)
-    fs, ss = interleave(lambda: _timed_run(os_cfg)[0] * 1e9, lambda: _timed_run(rnd_cfg)[0] * 1e9, reps)
-    return {"sched.controlled_ratio": median(ss) / median(fs),
-            "sched.os_run_ms": median(fs) / 1e6, "sched.random_run_ms": median(ss) / 1e6}
-
-
 def scaling(reps: int, steps: int) -> dict:
     def throughput(procs: int) -> float:
         dt, n = _timed_run(BASE.replace(procs=procs, steps=steps))
@@ -56,8 +46,5 @@ def scaling(reps: int, steps: int) -> dict:
 
 def run(quick: bool = False) -> dict:
     reps = 3 if quick else 7
-    progress("runtime: controlled vs free scheduler")
-    out = controlled_ratio(reps, steps=500 if quick else 1500)
     progress("runtime: throughput at 8 Ps vs 1 P")
-    out.update(scaling(reps, steps=5000 if quick else 20000))
-    return out
+    return scaling(reps, steps=5000 if quick else 20000)

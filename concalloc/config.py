@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-SCHEDULERS = ("os", "random", "pct", "replay", "vtime")
+SCHEDULERS = ("os", "random", "pct", "replay", "vtime", "sticky-random")
 BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
 STACK_SCANS = ("concurrent", "stw-snapshot", "rescan")
 MAX_INT64 = (1 << 63) - 1
@@ -63,6 +63,7 @@ class Config:
     switch_interval: float | None = None # os: sys.setswitchinterval for the run
     pct_depth: int = 3
     pct_k: int = 2000
+    sticky: float = 0.2                  # sticky-random: probability of switching at a decision
     max_steps: int = 1_000_000           # controlled runs: the decision cap
     replay_file: str | None = None
     hang_seconds: float = 30.0           # os: watchdog
@@ -113,6 +114,8 @@ class Config:
             raise ConfigError("switch_interval", f"must be in (0, 1] seconds, got {self.switch_interval!r}")
         _int_in("pct_depth", self.pct_depth, 1, 64)
         _int_in("pct_k", self.pct_k, 1, 10**9)
+        if not (isinstance(self.sticky, (int, float)) and 0.0 < self.sticky <= 1.0):
+            raise ConfigError("sticky", f"must be a probability in (0, 1], got {self.sticky!r}")
         if self.workload not in WORKLOADS:    # a user's: loaded (once) to see that it is one
             from .workloads import get as get_workload
             get_workload(self.workload)

@@ -66,8 +66,8 @@ def add_run_arguments(p, grid: bool = False) -> None:
     s = p.add_argument_group("scheduling")
     s.add_argument("--scheduler", default=d.scheduler,   # a grid has no single schedule to replay
                    choices=[k for k in SCHEDULERS if not grid or k != "replay"],
-                   help="os: free threads; random, pct: controlled and reproducible from --seed "
-                        "(default: %(default)s)")
+                   help="os: free threads; random, pct, sticky-random: controlled and reproducible "
+                        "from --seed (default: %(default)s)")
     s.add_argument("--seed", type=int, default=d.seed,
                    help="seed of the workloads and the controlled schedulers (default: %(default)s)")
     s.add_argument("--noise", type=float, default=d.noise,
@@ -78,6 +78,9 @@ def add_run_arguments(p, grid: bool = False) -> None:
                    help="pct: bug depth d, d-1 priority change points (default: %(default)s)")
     s.add_argument("--pct-k", type=int, default=d.pct_k,
                    help="pct: steps over which change points are spread (default: %(default)s)")
+    s.add_argument("--sticky", type=float, default=d.sticky, metavar="P",
+                   help="sticky-random: probability of switching threads at a decision "
+                        "(default: %(default)s)")
     if not grid:  # one run's schedule and trace; a grid has many runs
         s.add_argument("--replay", default=None, metavar="FILE",
                        help="replay a schedule file; it holds the whole configuration (default: none)")
@@ -134,7 +137,7 @@ def config_from_args(args) -> Config:
                  workload=args.workload, steps=args.steps, seconds=args.seconds, live=args.live,
                  size=args.size, noscan=args.noscan, scheduler=scheduler, seed=args.seed,
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
-                 pct_k=args.pct_k, replay_file=replay, hang_seconds=args.hang_seconds,
+                 pct_k=args.pct_k, sticky=args.sticky, replay_file=replay, hang_seconds=args.hang_seconds,
                  lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None),
                  cost_table=getattr(args, "cost_table", None), costs=tuple(getattr(args, "cost", ()) or ()),
                  plot=getattr(args, "plot", None))

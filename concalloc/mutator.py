@@ -9,7 +9,16 @@ shared by all mutators (words of the data segment, rt.moduledata).
 Every allocation and every heap pointer load/store is a yield point with a
 stable label, and its top is a safe point: there the P parks if the world is
 being stopped and runs the safe-point functions the collector asked of it
-(its stack scan, flushing its write-barrier buffer).  Under the free
+(its stack scan, flushing its write-barrier buffer).  Under a controlled
+scheduler whose `sparse_memory` is set (random, pct, replay; not vtime,
+which charges each load and store) every heap load/store is a decision
+only while the collector marks (gcphase != off): that is when an
+interleaving of memory operations can break the collector, and outside it
+the allocations still interleave the Ps.  Outside marking one load/store
+in MEM_STRIDE is a decision, so a P that only loads and stores still
+passes the baton (and sees an aborted run).  It halves the decisions of a
+typical run; the phase changes only with the world stopped and the count
+is the P's own, so the run stays a pure function of (config, seed).  Under the free
 scheduler with no noise a yield point is a bound no-op; with the mcentral
 cache off, allocation goes straight to the mcentral under its lock.
 
@@ -40,6 +49,8 @@ from .malloc import mallocgc
 from .memory import Type
 from .sync import Aborted
 
+MEM_STRIDE = 64     # outside marking, one heap load/store in this many is a decision (sparse_memory)
+
 
 class Mutator:
     def __init__(self, rt, p, nslots: int):
@@ -59,6 +70,9 @@ class Mutator:
         self._world = rt.world
         self._sched = rt.sched
         self._yield = rt.sync.yield_point
+        self._mh = rt.heap.mheap
+        self._mem_always = not getattr(rt.sched, "sparse_memory", False)   # else see _mem_decision
+        self._mem_quiet = 0             # owned by the P: loads/stores since its last memory decision
         # A stopped OS run rebinds the context's yield point to one that raises
         # Aborted; follow it, or a mutator that only loads and stores never unwinds.
         self._sched.add_abort_hook(self._rebind_yield)
@@ -74,7 +88,7 @@ class Mutator:
             self.alloc = self._alloc_recorded
             self._rec = rec
         if cfg.heapcheck >= 2:   # the pointer oracle on every load and store
-            self._mheap = rt.heap.mheap
+            self._mheap = self._mh
             self.load = self._load_checked
             self.store = self._store_checked
 
@@ -115,7 +129,8 @@ class Mutator:
     # --- heap pointer fields ---
     def load(self, obj: int, field: int) -> int:
         """Load pointer word `field` of the object at obj."""
-        self._yield(self._lbl_load)
+        if self._mem_always or self._mem_decision():
+            self._yield(self._lbl_load)
         p = self.p
         if p.preempt:
             self._world.safepoint(p)
@@ -124,7 +139,8 @@ class Mutator:
 
     def store(self, obj: int, field: int, value: int) -> None:
         """Store a pointer into word `field` of obj, through the write barrier."""
-        self._yield(self._lbl_store)
+        if self._mem_always or self._mem_decision():
+            self._yield(self._lbl_store)
         p = self.p
         if p.preempt:
             self._world.safepoint(p)
@@ -134,6 +150,17 @@ class Mutator:
         if wb is not None:
             wb(self, slot, value)
         self._mem.store(slot, value)
+
+    def _mem_decision(self) -> bool:
+        """sparse_memory: is this load/store a decision?  Always while the
+        collector marks, else one in MEM_STRIDE."""
+        if self._mh.gcphase:
+            return True
+        n = self._mem_quiet = self._mem_quiet + 1
+        if n < MEM_STRIDE:
+            return False
+        self._mem_quiet = 0
+        return True
 
     def _load_checked(self, obj: int, field: int) -> int:
         check_field(self._mheap, obj, field)

@@ -47,6 +47,8 @@ def scheduler_options(cfg: Config) -> dict:
         return {"costs": load(cfg.cost_table, cfg.costs), "max_steps": cfg.max_steps}
     if cfg.scheduler == "pct":
         return {"depth": cfg.pct_depth, "pct_k": cfg.pct_k, "max_steps": cfg.max_steps}
+    if cfg.scheduler == "sticky-random":
+        return {"sticky": cfg.sticky, "max_steps": cfg.max_steps}
     if cfg.scheduler == "replay":
         return {"schedule": read_schedule(cfg.replay_file)["schedule"], "max_steps": cfg.max_steps}
     return {"max_steps": cfg.max_steps}
@@ -96,6 +98,7 @@ FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "noise": Flag("--noise"),
     "pct_depth": Flag("--pct-depth"),
     "pct_k": Flag("--pct-k"),
+    "sticky": Flag("--sticky"),
     "replay_file": Flag("--replay"),
     "reserve_bytes": Flag("--reserve", render=format_bytes),
     "switch_interval": Flag("--switch-interval"),

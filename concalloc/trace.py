@@ -13,6 +13,17 @@ buffer implied by where it sits.
 * t_ns is wall time (perf_counter_ns) since the recorder was made, or the
   thread's virtual clock under vtime; it feeds the trace export and never
   the determinism hash.
+* A controlled scheduler's decisions are not emitted one event each: the
+  scheduler keeps them in its lean log, and events()/last_events() merge
+  them in as "sched_decision" events (label, chosen) of the deciding thread
+  ("run" for the start), first among that thread's events of their step.
+  The trace export leaves them out (the schedule file holds them).
+
+The determinism hash (event_log_hash) streams each thread's events, in
+thread-name order, through sha256 as one memo-less pickle per thread
+(step, kind, fields; no wall time), then the decision log: each thread's stream carries
+its steps, so the merged order is a function of the streams, and hashing
+costs a few ms instead of one json.dumps per event.
 
 Free when off: a disabled Recorder is falsy and its emit is a no-op bound
 at construction, so callers write ``rec = ctx.events`` then
@@ -41,7 +52,9 @@ them) and writes the same trace when it is over (write_chrome_trace).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import pickle
 import queue
 import threading
 import time
@@ -72,6 +85,7 @@ class Recorder:
         self._local = _Buffer()
         self._lock = threading.Lock()
         self._buffers: list[tuple[str, list]] = []    # (thread name, its events); self._lock
+        self._sched = None                  # a controlled scheduler: its decision log joins ours
         if not enabled:
             self.emit = _noop_emit
 
@@ -83,6 +97,7 @@ class Recorder:
         if scheduler.controlled:
             self._seq = scheduler.clock
             self.logical = True
+            self._sched = scheduler
         if getattr(scheduler, "clock_name", None) == "virtual":
             self.emit = self._emit_virtual     # vtime: the trace's time is the virtual clock too
 
@@ -106,35 +121,73 @@ class Recorder:
             self._buffers.append((threading.current_thread().name, buf))
         return buf
 
-    def _collect(self, thread: str | None = None) -> list[Event]:
+    def _collect(self, thread: str | None = None, decisions: bool = True) -> list[Event]:
         with self._lock:
             buffers = [(name, list(buf)) for name, buf in self._buffers
                        if thread is None or name == thread]
-        return [Event(seq, t, name, i, kind, fields)
-                for name, buf in buffers
-                for i, (seq, t, kind, fields) in enumerate(buf)]
+        out = [Event(seq, t, name, i, kind, fields)
+               for name, buf in buffers
+               for i, (seq, t, kind, fields) in enumerate(buf)]
+        if decisions and self._sched is not None:
+            out += [Event(step, 0, who, -1, "sched_decision", {"label": f"{who}:{label}", "chosen": chosen})
+                    for step, who, label, chosen in self._sched.decision_events()
+                    if thread is None or who == thread]
+        return out
 
-    def events(self) -> list[Event]:
-        """The merged log in its deterministic order."""
-        out = self._collect()
-        out.sort(key=lambda e: (e.seq, e.thread, e.index))
+    def _streams(self) -> list[tuple[str, list]]:
+        """(thread name, a copy of its (seq, t_ns, kind, fields) events) per thread."""
+        with self._lock:
+            return [(name, list(buf)) for name, buf in self._buffers]
+
+    def events(self, decisions: bool = True) -> list[Event]:
+        """The merged log in its deterministic order (with the scheduler's decisions unless told)."""
+        out = self._collect(decisions=decisions)
+        out.sort(key=_log_order)
         return out
 
     def last_events(self, thread: str, n: int = 20) -> list[Event]:
-        return self._collect(thread)[-n:]
+        out = self._collect(thread)
+        out.sort(key=_log_order)
+        return out[-n:]
 
     def event_log_hash(self) -> str:
-        """sha256 of the merged log without wall times (and without seq when it is wall time)."""
+        """sha256 of each thread's events (without wall times, and without seq
+        when it is wall time), thread by thread, then of the decision log."""
+        logical = self.logical
         h = hashlib.sha256()
-        for e in self.events():
-            row = [e.seq if self.logical else None, e.thread, e.kind, e.fields]
-            h.update(json.dumps(row, sort_keys=True, default=str).encode())
-            h.update(b"\n")
+        for name, buf in sorted(self._streams(), key=_by_name):
+            rows = [(seq, kind, fields) for seq, _, kind, fields in buf] if logical else \
+                   [(kind, fields) for _, _, kind, fields in buf]
+            h.update(_serialize((name, rows)))
+        if self._sched is not None:
+            h.update(_serialize(self._sched.decision_events()))
         return h.hexdigest()
 
 
 def _noop_emit(kind: str, **fields) -> None:
     pass
+
+
+def _serialize(obj) -> bytes:
+    """obj's bytes for the hash: a pickle without its memo (so that only values
+    count, never which objects happen to be shared), or its repr when a field
+    holds something pickle refuses."""
+    f = io.BytesIO()
+    p = pickle.Pickler(f, 4)
+    p.fast = True
+    try:
+        p.dump(obj)
+    except Exception:       # an unpicklable field value: fall back to repr, still deterministic
+        return b"r" + repr(obj).encode()
+    return b"p" + f.getvalue()
+
+
+def _log_order(e: Event) -> tuple:
+    return e.seq, e.thread, e.index
+
+
+def _by_name(buffer: tuple) -> str:
+    return buffer[0]
 
 
 # -- Chrome Trace Event export ----------------------------------------------------
@@ -238,7 +291,7 @@ _PROCESS = {"ph": "M", "pid": 1, "tid": 0, "name": "process_name", "args": {"nam
 def chrome_trace(recorder: Recorder) -> dict:
     """The run as {"displayTimeUnit": "ns", "traceEvents": [...]}, one track per thread."""
     by_thread: dict[str, list] = {}
-    for e in sorted(recorder.events(), key=lambda e: (e.t_ns, e.thread, e.index)):
+    for e in sorted(recorder.events(decisions=False), key=lambda e: (e.t_ns, e.thread, e.index)):
         by_thread.setdefault(e.thread, []).append((e.t_ns, e.kind, e.fields))
     out = [_PROCESS]
     for tid, (thread, events) in enumerate(by_thread.items(), 1):
@@ -331,7 +384,11 @@ class StreamingRecorder(Recorder):
             if out:
                 self._f.write(",\n" + ",\n".join(json.dumps(e, default=str) for e in out))
 
-    def _collect(self, thread: str | None = None) -> list[Event]:
+    def _streams(self) -> list[tuple[str, list]]:
+        with self._lock:
+            return [(name, [(t, t, kind, fields) for t, kind, fields in st[0]]) for name, st in self._buffers]
+
+    def _collect(self, thread: str | None = None, decisions: bool = True) -> list[Event]:
         with self._lock:
             buffers = [(name, list(st[0])) for name, st in self._buffers if thread is None or name == thread]
         return [Event(t, t, name, i, kind, fields) for name, buf in buffers

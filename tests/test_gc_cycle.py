@@ -37,7 +37,9 @@ OS = {"scheduler": "os", "switch_interval": 0.0005}
 SCHEDULERS = {
     "os": OS,
     "random": {"scheduler": "random"},
-    "pct": {"scheduler": "pct", "pct_depth": 6, "pct_k": 2000},
+    # PCT's k should be near the decisions a thread makes: these runs are short
+    # (heap loads/stores are decisions only while the collector marks).
+    "pct": {"scheduler": "pct", "pct_depth": 6, "pct_k": 500},
 }
 # Per workload: (steps under os, steps controlled, settings).  Under os the
 # mutators hold the GIL for long stretches, hence more steps.

@@ -33,7 +33,7 @@ from .errors import Aborted, ThreadFailure
 POLL = 0.05            # seconds between abort checks in the OS mode's timed waits
 ABORT_GRACE = 5.0      # seconds join_all waits for threads to unwind after an abort
 
-CONTROLLED_KINDS = ("random", "pct", "replay", "vtime")
+CONTROLLED_KINDS = ("random", "pct", "replay", "vtime", "sticky-random")
 KINDS = ("os",) + CONTROLLED_KINDS
 
 
@@ -266,6 +266,7 @@ def _thread_rng(seed: int, name: str) -> random.Random:
 
 def make_scheduler(kind: str = "os", seed: int = 0, **opts) -> Scheduler:
     """os(noise, switch_interval) | random(max_steps) | pct(depth, pct_k, max_steps)
+    | sticky-random(sticky, max_steps)
     | vtime(costs: a costmodel.CostModel, max_steps)
     | replay(schedule, max_steps): `schedule` is a list of (label, thread) or a
     saved schedule file's dict or path."""

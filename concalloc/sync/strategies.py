@@ -1,10 +1,16 @@
-"""How a controlled run picks the next thread: random, PCT, replay.
+"""How a controlled run picks the next thread: random, sticky random, PCT, replay.
 
 A strategy sees each decision as (step, label, current worker, enabled
-workers in registration order) and returns the worker to run.  It is only
+workers in registration order) and returns the worker to run; `label` is the
+yield point's own label (the thread is `current`, None for the run's start).  It is only
 ever called by the baton holder, so its state needs no lock, and it draws
 only from its own ``random.Random(seed)``: a run is a pure function of
 (program, seed).
+
+Sticky random keeps the running thread with probability 1-p and otherwise
+switches to one of the other enabled threads, uniformly: long runs of one
+thread broken by a few preemptions, which is what most concurrency bugs
+need (few preemptions), at p handoffs per step instead of about (n-1)/n.
 
 PCT follows Burckhardt et al. (ASPLOS 2010): the n threads get distinct
 priorities d..d+n-1 in random order (new threads join the permutation by an
@@ -41,6 +47,26 @@ class RandomStrategy(Strategy):
 
     def choose(self, step, label, current, enabled):
         return enabled[self.rng.randrange(len(enabled))]
+
+
+class StickyRandomStrategy(Strategy):
+    """Stay with the current thread with probability 1-p, else switch uniformly
+    to another enabled thread (uniformly among all when the current cannot run)."""
+
+    def __init__(self, seed: int, p: float):
+        if not 0.0 < p <= 1.0:
+            raise ValueError(f"sticky-random needs a switch probability in (0, 1], got {p}")
+        self.rng = random.Random(seed)
+        self.p = p
+
+    def choose(self, step, label, current, enabled):
+        rng = self.rng
+        if current is None or current not in enabled:
+            return enabled[rng.randrange(len(enabled))]
+        if len(enabled) == 1 or rng.random() >= self.p:
+            return current
+        i = rng.randrange(len(enabled) - 1)       # among the others: skip the current one's index
+        return enabled[i if i < enabled.index(current) else i + 1]
 
 
 class PctStrategy(Strategy):
@@ -81,6 +107,7 @@ class ReplayStrategy(Strategy):
 
     def choose(self, step, label, current, enabled):
         i = step - 1
+        label = f"{current.name if current is not None else 'run'}:{label}"
         if i >= len(self.schedule):
             raise ReplayDivergence(step, f"the end of the recorded schedule ({len(self.schedule)} steps)",
                                    f"a further decision at {label}")

@@ -94,6 +94,7 @@ class VtimeStrategy(Strategy):
 class VtimeScheduler(ControlledScheduler):
     clock_unit = "ns"
     clock_name = "virtual"
+    sparse_memory = False       # every load and store is charged, so every one is a decision
 
     def __init__(self, seed: int, costs=None, max_steps: int = 1_000_000):
         from .. import costmodel
