@@ -45,7 +45,7 @@ from .sched import Scheduler
 from .strategies import PctStrategy, RandomStrategy, ReplayStrategy, StickyRandomStrategy, Strategy
 
 _RUN_ENDING = (Deadlock, ReplayDivergence, StepLimitExceeded)
-BATON = "pipe"      # or "lock": the handoff primitive (bench/bench_sched.py measures both)
+BATON = "lock"      # or "pipe" (faster; once seen hanging in a test run, unexplained): bench/bench_sched.py measures both
 PIN_CPU = hasattr(os, "sched_setaffinity")  # managed threads share one CPU (see the module comment)
 
 
