@@ -50,7 +50,7 @@ from concalloc.memory import Type
 from concalloc.mspan import MSPAN_IN_USE
 from concalloc.runtime import Runtime
 
-from .common import interleave, median, progress
+from .common import interleave, median, progress, timed_run
 
 _pc = time.perf_counter_ns
 
@@ -276,13 +276,8 @@ RUN = Config(procs=4, workload="ring", live=1000, size=256, heapcheck=0, gccheck
 
 def _timed_run(cfg: Config):
     """(seconds, allocations, cycle records) of one run, construction excluded."""
-    with Runtime(cfg) as rt:
-        t0 = time.perf_counter()
-        res = rt.run()
-        dt = time.perf_counter() - t0
-    if res.error is not None:
-        raise RuntimeError(f"benchmark run failed: {res.error}")
-    return dt, sum(m["allocs"] for m in res.mutators.values()), res.gc["cycles"]
+    dt, n, res = timed_run(cfg)
+    return dt, n, res.gc["cycles"]
 
 
 def stw_mark_term_fraction(reps: int, steps: int, gogc: int = 100) -> dict[str, float]:

@@ -13,12 +13,10 @@ are the runtime's, not the checker's.
 
 from __future__ import annotations
 
-import time
 
 from concalloc.config import Config
-from concalloc.runtime import Runtime
 
-from .common import interleave, median, progress
+from .common import interleave, median, progress, timed_run
 
 BASE = Config(procs=4, workload="ring", live=200, size=64, heapcheck=0, lock_stats=False,
               reserve_bytes=1 << 30)
@@ -26,13 +24,8 @@ BASE = Config(procs=4, workload="ring", live=200, size=64, heapcheck=0, lock_sta
 
 def _timed_run(cfg: Config) -> tuple[float, int]:
     """(seconds, allocations) of one run, Runtime construction excluded."""
-    with Runtime(cfg) as rt:
-        t0 = time.perf_counter()
-        res = rt.run()
-        dt = time.perf_counter() - t0
-    if res.error is not None:
-        raise RuntimeError(f"benchmark run failed: {res.error}")
-    return dt, sum(m["allocs"] for m in res.mutators.values())
+    dt, n, _ = timed_run(cfg)
+    return dt, n
 
 
 def scaling(reps: int, steps: int) -> dict:

@@ -61,3 +61,18 @@ def interleave(floor: Callable[[], float], subject: Callable[[], float], reps: i
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
+
+
+def timed_run(cfg):
+    """(seconds, allocations, run result) of one Runtime run, construction
+    excluded; a run that ends with an error fails the benchmark."""
+    import time
+
+    from concalloc.runtime import Runtime
+    with Runtime(cfg) as rt:
+        t0 = time.perf_counter()
+        res = rt.run()
+        dt = time.perf_counter() - t0
+    if res.error is not None:
+        raise RuntimeError(f"benchmark run failed: {res.error}")
+    return dt, sum(m["allocs"] for m in res.mutators.values()), res
