@@ -14,7 +14,7 @@ import json
 import sys
 import threading
 
-from .config import (BARRIERS, MAX_INT64, SCHEDULERS, STACK_SCANS, WORKLOADS, Config, ConfigError,
+from .config import (ALLOCATORS, BARRIERS, MAX_INT64, SCHEDULERS, STACK_SCANS, WORKLOADS, Config, ConfigError,
                      parse_bytes)
 from .log import LEVELS, logger, shows
 from .report import human_bytes, lock_tables, memstats_table, table
@@ -98,6 +98,10 @@ def add_run_arguments(p, grid: bool = False) -> None:
     else:
         gc.add_argument("--gogc", default="100", help="GOGC: heap growth percent per cycle, or off (default: 100)")
     gc.add_argument("--memlimit", default="off", help="GOMEMLIMIT, e.g. 64MiB (default: off)")
+    gc.add_argument("--allocator", choices=ALLOCATORS, default=d.allocator,
+                    help="allocation method: go (mcache/mcentral/mheap + concurrent GC) or one of the "
+                         "survey's, with a stop-the-world collector (docs/allocation-methods.md) "
+                         "(default: %(default)s)")
     gc.add_argument("--barrier", choices=BARRIERS, default=d.barrier,
                     help="write barrier (default: %(default)s, as Go ships it)")
     gc.add_argument("--stack-scan", choices=STACK_SCANS, default=d.stack_scan,
@@ -143,7 +147,8 @@ def config_from_args(args) -> Config:
                  plot=getattr(args, "plot", None))
     cfg = cfg.replace(gogc=parse_gogc(args.gogc), memory_limit=parse_memlimit(args.memlimit),
                       barrier=args.barrier, stack_scan=args.stack_scan, gc_workers=args.gc_workers,
-                      gctrace=args.gctrace, max_steps=args.max_steps)
+                      gctrace=args.gctrace, max_steps=args.max_steps,
+                      allocator=getattr(args, "allocator", "go"))
     if not args.godebug:
         return cfg
     for item in filter(None, (x.strip() for x in args.godebug.split(","))):
