@@ -248,3 +248,51 @@ def test_first_fit_searches_longer_than_segregated_fit():
             assert rt.run().exit_code == EXIT_OK
             means[method] = rt.method.metrics()["search_mean"]
     assert means["bump"] == 0 and means["segregated"] < means["first-fit"]
+
+
+# --- compare-allocators ------------------------------------------------------------------------------
+
+def test_compare_allocators_table_csv_json_and_plots(tmp_path, capsys):
+    import csv
+    import json
+
+    from concalloc.cli import main
+    out = tmp_path / "plots"
+    rc = main(["compare-allocators", "--workload", "churn", "--procs", "1,2", "--methods", "go,bump,first-fit,segregated",
+               "--steps", "150", "--live", "100", "--gogc", "10", "--reserve", "1GiB", "--json",
+               "--csv", str(tmp_path / "c.csv"), "--plot", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    res = json.loads(cap.out)
+    assert res["format"] == "concalloc-compare-allocators"
+    rows = {(r["method"], r["procs"]): r for r in res["rows"]}
+    assert set(rows) == {(m, p) for m in ("go", "bump", "first-fit", "segregated") for p in (1, 2)}
+    assert rows[("bump", 1)]["search_mean"] == 0 and rows[("bump", 1)]["bytes_copied"] > 0
+    assert rows[("first-fit", 1)]["search_mean"] > rows[("segregated", 1)]["search_mean"] >= 1
+    assert rows[("go", 1)]["search_mean"] is None and 0 < rows[("go", 1)]["internal_frag"] < 0.5
+    assert all(r["lock_acquisitions"] >= r["allocs"] for (m, _), r in rows.items() if m != "go")
+    assert "first-fit at 2 Ps" in cap.err                  # progress on stderr
+    with open(tmp_path / "c.csv") as f:
+        assert len(list(csv.DictReader(f))) == 8
+    for name in ("search.png", "fragmentation.png", "scaling.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("argv, flag", [(["--methods", "go,worst-fit"], "--methods"),
+                                        (["--procs", "0"], "--procs"),
+                                        (["--steps", "5", "--seconds", "1"], "--seconds")])
+def test_compare_allocators_bad_arguments(argv, flag, capsys):
+    from concalloc.cli import main
+    assert main(["compare-allocators", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"concalloc: {flag}") and len(err.strip().splitlines()) == 1
+
+
+def test_run_allocator_flag(capsys):
+    from concalloc.cli import main
+    rc = main(["run", "--allocator", "segregated", "--workload", "ring", "--procs", "1", "--steps", "200",
+               "--scheduler", "random", "--gogc", "0", "--reserve", "1GiB", "--json"])
+    import json
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and d["config"]["allocator"] == "segregated" and d["gc"]["num_gc"] >= 1
+    assert main(["run", "--allocator", "worst-fit"]) == 2

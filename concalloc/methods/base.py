@@ -50,7 +50,7 @@ from __future__ import annotations
 import bisect
 
 from ..check.violation import throw
-from ..malloc import ZEROBASE
+from ..malloc import ZEROBASE, _type_noscan
 from ..sync import Rank
 from ..sysmem import ARENA_BASE, PAGE_SHIFT, PAGE_SIZE, OutOfMemory
 from . import header as H
@@ -327,7 +327,6 @@ class Method:
 
 
 def _check_request(size, typ):
-    from ..malloc import _type_noscan
     if not isinstance(size, int) or isinstance(size, bool):
         raise TypeError(f"mallocgc: size must be an int, got {type(size).__name__}")
     if size < 0:

@@ -179,7 +179,7 @@ class FreeList(Method):
                     live += bs
                     nlive += 1
                 elif w0 & H.CLASS:                       # a size-class block, dead or free
-                    self.sweep_class_block(b, bs)
+                    self.sweep_class_block(b, bs, w0)
                 if w0 & (H.MARK | H.CLASS):
                     if run:
                         tail = self._emit(run, b - run, tail)
@@ -208,7 +208,7 @@ class FreeList(Method):
     def begin_sweep(self) -> None:
         pass
 
-    def sweep_class_block(self, b: int, bs: int) -> None:
+    def sweep_class_block(self, b: int, bs: int, w0: int) -> None:
         throw("freelist.class", f"block {b:#x} has the size-class flag in a {self.name} heap", address=b)
 
     # --- fragmentation ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ A size-class block keeps the CLASS flag in its header for good (free or
 allocated): class blocks are never coalesced, exactly like objects in a
 Go span, which go back to their span's free slots and not to the page heap.
 The sweep (same stop-the-world mark-sweep as the free lists) pushes each
-dead or free class block onto its class list (rebuilt from scratch) and
+dead class block onto its class list (free ones are on it already) and
 coalesces only the general free blocks.
 
 What Go adds on top, the sixth row: a per-P cache (mcache) in front of the
@@ -94,11 +94,10 @@ class Segregated(FreeList):
         return self.nfree + sum(self.cls_n)
 
     # --- collection -------------------------------------------------------------------------
-    def begin_sweep(self) -> None:
-        self.cls_head = [0] * NUM_SIZE_CLASSES
-        self.cls_n = [0] * NUM_SIZE_CLASSES
-
-    def sweep_class_block(self, b: int, bs: int) -> None:
+    def sweep_class_block(self, b: int, bs: int, w0: int) -> None:
+        """An unmarked class block: a free one is on its list already; a dead one goes on it."""
+        if w0 & H.FREE:
+            return
         c = CLASS_OF_BLOCK.get(bs)
         if c is None:
             throw("segregated.class", f"class block {b:#x} has size {bs}, no class's", address=b)
