@@ -144,15 +144,16 @@ def compare(base: Config, methods, procs_list, progress=None) -> dict:
     for method in methods:
         for procs in procs_list:
             t0 = time.monotonic()
+            ps = f"{procs} P{'s' if procs > 1 else ''}"
             if progress:
-                progress(f"compare-allocators: {method} at {procs} P{'s' if procs > 1 else ''} ...")
+                progress(f"compare-allocators: {method} at {ps} ...")
             out = run_one(base, method, procs)
             rows.append(out["row"])
             if procs == procs_list[0]:
                 runs[method] = {"search": _bin_search(out["samples"]), "frag": out["frag"]}
             if progress:
                 r = out["row"]
-                progress(f"compare-allocators: {method} at {procs} Ps: {r['allocs']:,} allocations, "
+                progress(f"compare-allocators: {method} at {ps}: {r['allocs']:,} allocations, "
                          f"{r['collections']} GCs ({time.monotonic() - t0:.1f} s)")
     return {"format": FORMAT, "format_version": VERSION, "config": base.to_dict(),
             "procs": list(procs_list), "methods": list(methods), "rows": rows, "series": runs}
@@ -246,11 +247,13 @@ def plot(result: dict, outdir: str) -> list[str]:
         for method, s in series.items():
             pts = s.get("search", {}).get(key, [])
             if pts:
-                ax.plot([p[0] for p in pts], [max(p[1], 0.01) for p in pts], marker="o", ms=3, label=method)
+                ax.plot([p[0] for p in pts], [max(p[1], 0.01) for p in pts], marker="o", ms=3, label=method,
+                        color=_color(method))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("blocks visited per allocation (mean)")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
+    axes[1].set_xscale("symlog", linthresh=10)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"search length, workload {wl} (bump: 0, drawn at 0.01)")
     fig.tight_layout()
@@ -260,8 +263,10 @@ def plot(result: dict, outdir: str) -> list[str]:
     for method, s in series.items():
         frag = s.get("frag", [])
         if frag:
-            axes[0].plot([f[0] for f in frag], [100 * f[1] for f in frag], marker=".", label=method)
-            axes[1].plot([f[0] for f in frag], [100 * f[2] for f in frag], marker=".", label=method)
+            axes[0].plot([f[0] for f in frag], [100 * f[1] for f in frag], marker=".", label=method,
+                         color=_color(method))
+            axes[1].plot([f[0] for f in frag], [100 * f[2] for f in frag], marker=".", label=method,
+                         color=_color(method))
     axes[0].set_title("external: 1 - largest free block / total free")
     axes[1].set_title("internal: bytes lost to rounding and headers")
     for ax in axes:
@@ -277,8 +282,8 @@ def plot(result: dict, outdir: str) -> list[str]:
     for method in result["methods"]:
         rows = sorted((r for r in result["rows"] if r["method"] == method), key=lambda r: r["procs"])
         ps = [r["procs"] for r in rows]
-        axes[0].plot(ps, [r["allocs_per_s"] for r in rows], marker="o", label=method)
-        axes[1].plot(ps, [100 * r["contention"] for r in rows], marker="o", label=method)
+        axes[0].plot(ps, [r["allocs_per_s"] for r in rows], marker="o", label=method, color=_color(method))
+        axes[1].plot(ps, [100 * r["contention"] for r in rows], marker="o", label=method, color=_color(method))
     axes[0].set_ylabel("allocations per second")
     axes[1].set_ylabel("% of lock acquisitions contended")
     for ax in axes:
@@ -290,6 +295,11 @@ def plot(result: dict, outdir: str) -> list[str]:
     fig.tight_layout()
     made.append(_save(fig, plt, os.path.join(outdir, "scaling.png")))
     return made
+
+
+def _color(method: str) -> str:
+    """One colour per method in every plot."""
+    return f"C{ALLOCATORS.index(method)}"
 
 
 def _save(fig, plt, path: str) -> str:

@@ -233,7 +233,8 @@ def header(res) -> str:
     allocs = sum(m["allocs"] for m in res.mutators.values())
     godebug = ",".join(f"{k}={int(cfg[k])}" for k, f in FLAGS.items() if f.kind == "godebug" and k in cfg)
     return (f"workload {cfg['workload']} on {cfg['procs']} Ps ({len(res.mutators)} mutators), "
-            f"mcache {'on' if cfg.get('cache', True) else 'off'}, scheduler {cfg['scheduler']} "
+            + (f"mcache {'on' if cfg.get('cache', True) else 'off'}" if cfg.get("allocator", "go") == "go"
+               else f"allocator {cfg['allocator']}") + f", scheduler {cfg['scheduler']} "
             f"seed {cfg['seed']}, GODEBUG {godebug}\n"
             f"{allocs:,} allocations in {res.elapsed:.2f} s\n" + gc_line(res))
 
@@ -242,6 +243,11 @@ def gc_line(res) -> str:
     """The collector in one line: settings, cycles, pauses, CPU."""
     cfg, gc, ms = res.config, res.gc, res.memstats
     gogc = "off" if cfg["gogc"] < 0 else cfg["gogc"]
+    if gc.get("method"):     # a survey method (concalloc/methods): a stop-the-world collector
+        pauses = ms.get("PauseTotalNs", 0) if ms else 0
+        pauses = f"{pauses / 1e6:.2f} ms" if cfg["scheduler"] == "os" else f"{pauses:,} steps"
+        return (f"GC: {gc['method']} allocator, stop-the-world collector, GOGC {gogc}: {gc['num_gc']} "
+                f"collections, pauses {pauses} in all")
     line = (f"GC: GOGC {gogc}, {cfg['barrier']} barrier, {cfg['stack_scan']} stack scan, "
             f"{gc.get('workers', 0)} mark worker(s): {gc.get('num_gc', 0)} cycles")
     if ms and gc.get("num_gc"):

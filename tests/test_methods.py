@@ -296,3 +296,28 @@ def test_run_allocator_flag(capsys):
     d = json.loads(capsys.readouterr().out)
     assert rc == 0 and d["config"]["allocator"] == "segregated" and d["gc"]["num_gc"] >= 1
     assert main(["run", "--allocator", "worst-fit"]) == 2
+
+
+class CallsGC:
+    """runtime.GC and a started cycle, with the trigger off: only they collect."""
+
+    def slots(self, cfg):
+        return 2
+
+    def run(self, m, cfg):
+        m.set_slot(0, m.new(NODE))
+        m.gc()
+        assert m.gc_start()
+        while m.running():
+            m.set_slot(1, m.alloc(48))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_runtime_gc_collects_on_every_method(method):
+    cfg = Config(procs=1, steps=50, scheduler="random", gogc=-1, heapcheck=2, allocator=method,
+                 reserve_bytes=1 << 30)
+    with Runtime(cfg, workload=CallsGC()) as rt:
+        res = rt.run()
+        assert res.exit_code == EXIT_OK, res.violations or res.error
+        # m.gc(), then the started cycle at the next allocation; GOGC off starts none of its own
+        assert rt.method.numgc == 2
