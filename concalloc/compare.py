@@ -7,6 +7,11 @@ runs the same workload and seed once per (method, Ps) under the OS
 scheduler (real threads, lock statistics on) and reports, per run:
 
     allocs/s         allocations per second of wall time, all Ps together
+    per CPU-s        allocations per second of this process's CPU time (every
+                     thread, the collector's too): steadier than wall time on
+                     a loaded machine, and under the GIL the Ps share one CPU
+    outside GC       the same over the wall time outside stop-the-world
+                     pauses: the allocator without its collector
     search mean/max  free blocks visited per allocation (bump: 0; segregated:
                      1 on a class-list hit; Go: not counted, its fast path
                      takes the next free slot of the P's cached span)
@@ -44,10 +49,12 @@ from .sizeclasses import MAX_SMALL_SIZE, TINY_SIZE, class_to_size, size_to_class
 from .sysmem import PAGE_SIZE
 
 FORMAT, VERSION = "concalloc-compare-allocators", 1
-COLUMNS = ("method", "procs", "allocs", "seconds", "allocs_per_s", "search_mean", "search_max",
+COLUMNS = ("method", "procs", "allocs", "seconds", "cpu_seconds", "allocs_per_s", "allocs_per_cpu_s",
+           "allocs_per_s_mutator", "search_mean", "search_max",
            "internal_frag", "external_frag", "peak_heap", "peak_live", "collections", "pause_total_ms",
            "pause_max_ms", "lock_acquisitions", "lock_contended", "contention", "bytes_copied")
 SEARCH_BINS = 24
+DEFAULT_STEPS = 2000      # allocations per mutator: every method makes the same ones
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -96,10 +103,14 @@ def run_one(base: Config, method: str, procs: int) -> dict:
     cfg = base.replace(allocator=method, procs=procs, mutators=None, lock_stats=True)
     tally = _Tally(get(cfg.workload))
     with Runtime(cfg, workload=tally) as rt:
+        cpu0 = time.process_time()
         res = rt.run()
+        cpu = time.process_time() - cpu0
         if res.error is not None:
             raise RuntimeError(f"{method} at {procs} Ps: {res.error}")
         row = _row(rt, res, method, procs, tally.sizes())
+        row["cpu_seconds"] = round(cpu, 3)
+        row["allocs_per_cpu_s"] = round(row["allocs"] / cpu) if cpu > 0 else 0
         series = rt.method.metrics() if rt.method is not None else {}
     return {"row": row, "samples": series.get("samples", []), "frag": series.get("frag", [])}
 
@@ -135,6 +146,8 @@ def _row(rt, res, method: str, procs: int, sizes: dict[int, int]) -> dict:
                    pause_total_ms=round(sum(d["stopping_total"] + d["stopped_total"] for d in gc_pauses) / 1e6, 3),
                    pause_max_ms=round(max((d["stopped_max"] for d in gc_pauses), default=0) / 1e6, 3),
                    bytes_copied=0)
+    mutator_s = res.elapsed - row["pause_total_ms"] / 1e3
+    row["allocs_per_s_mutator"] = round(allocs / mutator_s) if mutator_s > 0 else 0
     return row
 
 
@@ -194,11 +207,12 @@ def _pct(x) -> str:
 
 
 def format_table(result: dict) -> str:
-    head = ("method", "Ps", "allocs/s", "search", "max", "int frag", "ext frag", "peak heap", "peak live",
+    head = ("method", "Ps", "allocs/s", "per CPU-s", "outside GC", "search", "max", "int frag", "ext frag", "peak heap", "peak live",
             "GCs", "pause ms", "max ms", "lock acq", "contended", "copied")
     lines = [head]
     for r in result["rows"]:
-        lines.append((r["method"], str(r["procs"]), f"{r['allocs_per_s']:,}",
+        lines.append((r["method"], str(r["procs"]), f"{r['allocs_per_s']:,}", f"{r['allocs_per_cpu_s']:,}",
+                      f"{r['allocs_per_s_mutator']:,}",
                       "-" if r["search_mean"] is None else f"{r['search_mean']:.2f}",
                       "-" if r["search_max"] is None else str(r["search_max"]),
                       _pct(r["internal_frag"]), _pct(r["external_frag"]), _fmt_bytes(r["peak_heap"]),
@@ -282,9 +296,9 @@ def plot(result: dict, outdir: str) -> list[str]:
     for method in result["methods"]:
         rows = sorted((r for r in result["rows"] if r["method"] == method), key=lambda r: r["procs"])
         ps = [r["procs"] for r in rows]
-        axes[0].plot(ps, [r["allocs_per_s"] for r in rows], marker="o", label=method, color=_color(method))
+        axes[0].plot(ps, [r["allocs_per_cpu_s"] for r in rows], marker="o", label=method, color=_color(method))
         axes[1].plot(ps, [100 * r["contention"] for r in rows], marker="o", label=method, color=_color(method))
-    axes[0].set_ylabel("allocations per second")
+    axes[0].set_ylabel("allocations per CPU second")
     axes[1].set_ylabel("% of lock acquisitions contended")
     for ax in axes:
         ax.set_xlabel("Ps (GOMAXPROCS)")
@@ -336,9 +350,8 @@ def _cmd(args) -> int:
     procs = _int_list(args.procs, "procs")
     if args.steps is not None and args.seconds is not None:
         raise ConfigError("seconds", "give --steps or --seconds, not both")
-    seconds = args.seconds if args.steps is None and args.seconds is not None else (
-        None if args.steps is not None else 2.0)
-    base = Config(workload=args.workload, steps=args.steps, seconds=seconds, live=args.live, size=args.size,
+    steps = args.steps if args.steps is not None or args.seconds is not None else DEFAULT_STEPS
+    base = Config(workload=args.workload, steps=steps, seconds=args.seconds, live=args.live, size=args.size,
                   seed=args.seed, gogc=-1 if str(args.gogc).lower() == "off" else _gogc(args.gogc),
                   reserve_bytes=parse_bytes(args.reserve, "reserve"), heapcheck=args.heapcheck,
                   procs=procs[0])
@@ -377,8 +390,10 @@ def register(sub) -> None:
     p.add_argument("--procs", default="1,2", help="comma-separated Ps to run each method at (default: 1,2)")
     p.add_argument("--methods", default=",".join(ALLOCATORS),
                    help=f"comma-separated methods (default: all: {','.join(ALLOCATORS)})")
-    p.add_argument("--steps", type=int, default=None, help="allocations per mutator (default: bounded by --seconds)")
-    p.add_argument("--seconds", type=float, default=None, help="wall time per run (default: 2)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"allocations per mutator, the same sequence for every method (default: {DEFAULT_STEPS})")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="bound each run by wall time instead (methods then make different numbers of allocations)")
     p.add_argument("--live", type=int, default=1000, help="live slots per mutator (default: 1000)")
     p.add_argument("--size", type=int, default=64, help="object size, ring workload (default: 64)")
     p.add_argument("--gogc", default="100", help="GOGC for every method's collector, or off (default: 100)")

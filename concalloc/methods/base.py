@@ -108,9 +108,12 @@ class Method:
             return x
         return self._alloc_slow(m, size, typ, n)
 
+    def trigger_reached(self) -> bool:
+        return self.gogc >= 0 and self.since_gc >= self.trigger_bytes()
+
     def _try(self, size, typ) -> int:
         """(lock held) the method's allocation, counted; 0 if it cannot or must collect first."""
-        if self.force or (self.gogc >= 0 and self.since_gc >= self.trigger_bytes()):
+        if self.force or self.trigger_reached():
             return 0
         x, visits, block = self.alloc_locked(size, typ)
         if x:
@@ -135,7 +138,10 @@ class Method:
         self.stop_world(m, reason)
         try:
             with self.lock:
-                if self.numgc == n_seen and (self.force or self.gogc >= 0 or self.moving):
+                # Collect if the trigger is reached (or asked for, or bump's space is
+                # full); nothing fitting below the goal grows the heap instead, as
+                # Go's heap grows between cycles.
+                if self.numgc == n_seen and (self.force or self.moving or self.trigger_reached()):
                     self.run_collection(size)
                 x, visits, block = self.alloc_locked(size, typ)
                 if not x:
