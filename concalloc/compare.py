@@ -259,7 +259,7 @@ def plot(result: dict, outdir: str) -> list[str]:
     for ax, key, xlabel in ((axes[0], "by_live", "live blocks (allocated, not yet collected)"),
                             (axes[1], "by_free", "free blocks (length of the lists)")):
         for method, s in series.items():
-            pts = s.get("search", {}).get(key, [])
+            pts = [p for p in s.get("search", {}).get(key, []) if key == "by_live" or p[0] >= 1]
             if pts:
                 ax.plot([p[0] for p in pts], [max(p[1], 0.01) for p in pts], marker="o", ms=3, label=method,
                         color=_color(method))
@@ -267,7 +267,7 @@ def plot(result: dict, outdir: str) -> list[str]:
         ax.set_ylabel("blocks visited per allocation (mean)")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[1].set_xscale("symlog", linthresh=10)
+    axes[1].set_xscale("log")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"search length, workload {wl} (bump: 0, drawn at 0.01)")
     fig.tight_layout()

@@ -321,3 +321,18 @@ def test_runtime_gc_collects_on_every_method(method):
         assert res.exit_code == EXIT_OK, res.violations or res.error
         # m.gc(), then the started cycle at the next allocation; GOGC off starts none of its own
         assert rt.method.numgc == 2
+
+
+@pytest.mark.parametrize("method, clean", [("bump", False), ("first-fit", True)])
+def test_stale_address_example(method, clean):
+    """examples/stale_address.py, as docs/allocation-methods.md runs it."""
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "stale_address.py")
+    cfg = Config(procs=2, workload=path, steps=200, scheduler="random", gogc=0, heapcheck=2,
+                 allocator=method, reserve_bytes=1 << 30)
+    with Runtime(cfg) as rt:
+        res = rt.run()
+    if clean:
+        assert res.exit_code == EXIT_OK, res.violations
+    else:
+        assert res.violations[0]["invariant"] == "mutator.stale_pointer"
