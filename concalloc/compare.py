@@ -65,14 +65,14 @@ class _Tally:
 
     def __init__(self, inner):
         self.inner = inner
-        self.per_mutator: list[dict] = []
+        self.per_mutator: dict[str, dict] = {}    # mutator name -> its tally (one store per mutator)
         for name in ("slots", "validate", "setup"):
             if hasattr(inner, name):
                 setattr(self, name, getattr(inner, name))
 
     def run(self, m, cfg):
         sizes: dict[int, int] = {}
-        self.per_mutator.append(sizes)      # list.append: one per mutator thread
+        self.per_mutator[m.name] = sizes    # owned by m's P from here on; read when the run is over
         orig = m.alloc
 
         def alloc(size, typ=None):
@@ -83,7 +83,7 @@ class _Tally:
 
     def sizes(self) -> dict[int, int]:
         out: dict[int, int] = {}
-        for d in self.per_mutator:
+        for d in self.per_mutator.values():
             for k, n in d.items():
                 out[k] = out.get(k, 0) + n
         return out

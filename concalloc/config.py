@@ -136,6 +136,9 @@ class Config:
         if self.allocator != "go" and self.scheduler == "vtime":
             raise ConfigError("allocator", f"{self.allocator} has no virtual-time costs: use --scheduler os, "
                                            "random, pct, sticky-random or replay")
+        if self.allocator != "go" and self.plot:
+            raise ConfigError("plot", "draws Go's pacer (heap goal and trigger); for the survey's methods use "
+                                      "compare-allocators --plot DIR")
         if self.stack_scan not in STACK_SCANS:
             raise ConfigError("stack_scan", f"must be one of {', '.join(STACK_SCANS)}, got {self.stack_scan!r}")
         if self.gc_workers is not None:

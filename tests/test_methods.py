@@ -336,3 +336,8 @@ def test_stale_address_example(method, clean):
         assert res.exit_code == EXIT_OK, res.violations
     else:
         assert res.violations[0]["invariant"] == "mutator.stale_pointer"
+
+
+def test_go_only_options_are_refused_for_methods():
+    with pytest.raises(ConfigError, match="plot"):
+        Config(allocator="first-fit", plot="x.png")
