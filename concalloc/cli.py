@@ -215,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     b.add_argument("--markdown", action="store_true", help="the table as Markdown")
     b.set_defaults(func=_cmd_barrier_matrix)
+    from .stress import register as register_stress     # stress, stress-report
+    register_stress(sub)
     k = sub.add_parser("calibrate", help="measure Go 1.19 on this machine and write the vtime cost table")
     from .calibrate import GO
     k.add_argument("--out", default="costs.toml", help="the table to write (default costs.toml)")
