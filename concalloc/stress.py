@@ -356,6 +356,8 @@ def axis_values(flag: str, text) -> list:
         vals = [x.strip() for x in str(text).split(",") if x.strip()]
     if not vals:
         raise ConfigError(flag, "no value given")
+    if flag == "--scheduler" and "replay" in vals:
+        raise ConfigError(flag, "a campaign draws its schedules from seeds: not replay")
     if flag == "--gogc":
         return list(dict.fromkeys(parse_gogc(v) for v in vals))
     if flag == "--cache":
@@ -379,8 +381,6 @@ def cells(base: Config, axes: dict[str, list]) -> list[tuple[dict, Config, bool]
         fields = {k: v for k, v in cell.items() if k not in ("cache", "godebug")}
         cfg = base.replace(**fields)
         cfg = Config.from_godebug(cell.get("godebug", ""), cfg)
-        if cfg.scheduler == "replay":
-            raise ConfigError("scheduler", "a campaign draws its schedules from seeds: not replay")
         if cfg.scheduler != "pct":     # depth means nothing to it: one cell, not one per depth
             cell.pop("pct_depth", None)
             cfg = cfg.replace(pct_depth=base.pct_depth)
