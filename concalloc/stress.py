@@ -507,7 +507,17 @@ def merge(records: list[dict]) -> list[CellReport]:
         if cid not in by_cell:
             by_cell[cid] = CellReport(rec["cell"], {k: v for k, v in rec["config"].items() if k != "seed"})
         by_cell[cid].add(rec)
-    return list(by_cell.values())
+    return sorted(by_cell.values(), key=lambda c: cell_order(c.cell))
+
+
+def cell_order(cell: dict) -> tuple:
+    """Cells in the order the axes list their values (barriers as BARRIERS lists them, ...)."""
+    known = {"barrier": BARRIERS, "stack_scan": STACK_SCANS, "scheduler": SCHEDULERS}
+    out = []
+    for _, k, _ in AXES:
+        v = cell.get(k)
+        out.append((known[k].index(v), "") if k in known and v in known[k] else (-1, str(v)))
+    return tuple(out)
 
 
 def _label(c: CellReport, varying: list[str]) -> str:
@@ -565,7 +575,8 @@ def base_config(args) -> Config:
                   gccheckmark=False, lock_stats=False)
 
 
-def cmd_stress(args) -> int:
+def campaign(args) -> tuple[list, range, tuple[int, int]]:
+    """(grid, seeds, shard) from the stress command's arguments, every cell validated."""
     from .cli import UsageError
     seeds = parse_seeds(args.seeds)
     shard = parse_shard(args.shard)
@@ -573,9 +584,12 @@ def cmd_stress(args) -> int:
         raise UsageError(f"--jobs: must be at least 1, got {args.jobs}")
     if not args.timeout > 0:
         raise UsageError(f"--timeout: must be positive, got {args.timeout}")
-    base = base_config(args)
     axes = {name: axis_values(flag, getattr(args, name)) for flag, name, _ in AXES}
-    grid = cells(base, axes)
+    return cells(base_config(args), axes), seeds, shard
+
+
+def cmd_stress(args) -> int:
+    grid, seeds, shard = campaign(args)
     done = {r["key"]: r for r in read_records(args.out, repair=True)}
     writer = Writer(args.out)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
