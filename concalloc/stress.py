@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_ready
 
 from .config import BARRIERS, SCHEDULERS, STACK_SCANS, Config, ConfigError, parse_bytes
+from .pct import k_from_steps
 from .runconfig import replay_command, run_config_dict
 from .runresult import EXIT_INTERNAL, EXIT_OK, EXIT_VIOLATION
 
@@ -206,7 +207,13 @@ def run_pool(jobs: list[Job], nworkers: int, on_record) -> None:
             while pending and idle:
                 w = idle.pop()
                 w.job = pending.popleft()
-                w.conn.send(w.job)
+                try:
+                    w.conn.send(w.job)
+                except OSError:         # it died while idle: a new one takes the job
+                    pending.appendleft(w.job)
+                    w.stop(force=True)
+                    idle.append(_Proc(ctx))
+                    continue
                 busy.append(w)
             ready = set(wait_ready([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
             for w in [w for w in busy if w.conn in ready or w.proc.sentinel in ready]:
@@ -395,7 +402,7 @@ def cells(base: Config, axes: dict[str, list]) -> list[tuple[dict, Config, bool]
 def plan(grid: list[tuple[dict, Config, bool]], seeds: range, shard: tuple[int, int], timeout: float,
          ks: dict[str, int] | None = None) -> list[Job]:
     """The shard's jobs, seed-major so that a partial campaign covers every cell evenly.
-    ks: the k of each PCT cell (by pilot key) under --pct-k auto."""
+    ks: the pilot's steps of each PCT cell (by pilot key) under --pct-k auto."""
     i, n = shard
     jobs = []
     for idx, (seed, (cell, cfg, cache)) in enumerate(itertools.product(seeds, grid)):
@@ -403,36 +410,55 @@ def plan(grid: list[tuple[dict, Config, bool]], seeds: range, shard: tuple[int, 
             continue
         c = cfg.replace(seed=seed)
         if ks is not None and cfg.scheduler == "pct":
-            c = c.replace(pct_k=ks[pilot_job(cell, cfg, cache, seeds[0], timeout).key])
+            c = c.replace(pct_k=k_from_steps(ks[pilot_job(cell, cfg, cache, seeds[0], timeout).key],
+                                             cfg.pct_depth))
         jobs.append(Job("run", cell, c, cache, timeout))
     return jobs
 
 
 def pilot_job(cell: dict, cfg: Config, cache: bool, seed: int, timeout: float) -> Job:
-    """The run that measures a PCT cell's k: the cell under random, with the first seed."""
-    return Job("pilot", cell, cfg.replace(scheduler="random", seed=seed), cache, timeout)
+    """The run that measures a PCT cell's k: the cell under random, with the first seed
+    (cells that differ only in their depth share it)."""
+    return Job("pilot", cell, cfg.replace(scheduler="random", seed=seed, pct_depth=Config.pct_depth),
+               cache, timeout)
 
 
 def pct_ks(grid, seeds: range, timeout: float, done: dict, run) -> dict[str, int]:
-    """{pilot key: k} for every PCT cell: pilots found in `done` are reused, the others run
-    through run(jobs) (which records them)."""
+    """{pilot key: its steps} for every PCT cell (k is k_from_steps of them): pilots found
+    in `done` are reused, the others run through run(jobs) (which records them)."""
     pilots = {}
     for cell, cfg, cache in grid:
         if cfg.scheduler == "pct":
             j = pilot_job(cell, cfg, cache, seeds[0], timeout)
-            pilots[j.key] = (j, cfg.pct_depth)
-    todo = [j for j, _ in pilots.values() if j.key not in done]
-    for rec in run(todo):
+            pilots.setdefault(j.key, j)
+    for rec in run([j for j in pilots.values() if j.key not in done]):
         done[rec["key"]] = rec
-    from .pct import k_from_steps
     ks = {}
-    for key, (j, depth) in pilots.items():
+    for key in pilots:
         steps = done[key].get("steps")
         if not steps:
-            raise ConfigError("pct_k", f"the pilot run for k failed ({done[key].get('error')}): "
-                                       f"give --pct-k K; replay it with {done[key]['replay']}")
-        ks[key] = k_from_steps(steps, depth)
+            raise ConfigError("--pct-k", f"the pilot run for k failed ({done[key].get('error')}): "
+                                         f"give --pct-k K; replay it with {done[key]['replay']}")
+        ks[key] = steps
     return ks
+
+
+def pct_plan(grid, seeds: range, timeout: float, ks: dict, done: dict, confidence: float) -> list[str]:
+    """Before the campaign, per PCT cell: its guarantee (n from the pilot) and what the seeds give."""
+    from .pct import Guarantee, confidence_after
+    out = []
+    for cell, cfg, cache in grid:
+        if cfg.scheduler != "pct":
+            continue
+        key = pilot_job(cell, cfg, cache, seeds[0], timeout).key
+        n = done[key].get("threads")
+        if not n:
+            continue
+        g = Guarantee(n=n, k=k_from_steps(ks[key], cfg.pct_depth), d=cfg.pct_depth, confidence=confidence)
+        label = " ".join(str(v) for k, v in cell.items() if k in ("workload", "barrier", "stack_scan", "procs"))
+        out.append(f"stress: {label}: {g.text()}; {len(seeds):,} seeds give "
+                   f"{100 * confidence_after(g.p, len(seeds)):.3g}%")
+    return out
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -610,6 +636,8 @@ def cmd_stress(args) -> int:
         if args.pct_k == "auto" and any(cfg.scheduler == "pct" for _, cfg, _ in grid):
             say("stress: measuring k for the PCT cells (a pilot run each, --pct-k auto)")
             ks = pct_ks(grid, seeds, args.timeout, done, run_and_record)
+            for line in pct_plan(grid, seeds, args.timeout, ks, done, args.confidence):
+                say(line)
         jobs = plan(grid, seeds, shard, args.timeout, ks)
         todo = [j for j in jobs if j.key not in done]
         say(f"stress: {len(grid)} cell(s) x {len(seeds):,} seed(s) = {len(grid) * len(seeds):,} jobs; "

@@ -53,22 +53,22 @@ def _cases(tag: str, argv: list[str], mark, only_safe: bool):
             yield pytest.param(cell, cfg.replace(seed=seed), cache, safe, id=f"{tag}-{name}-seed{seed}", marks=mark)
 
 
-_ks: dict[str, int] = {}          # pilot job key -> PCT's k, per test process
+_steps: dict[str, int] = {}          # pilot job key -> its steps, per test process
 
 
-def _pilot_k(job: Job) -> int:
-    if job.key not in _ks:
+def _pilot_k(job: Job, depth: int) -> int:
+    if job.key not in _steps:
         rec = execute(job)
         assert rec.get("steps"), f"the pilot run for PCT's k failed: {rec['error']}\nreplay: {rec['replay']}"
-        _ks[job.key] = k_from_steps(rec["steps"], job.cfg.pct_depth)
-    return _ks[job.key]
+        _steps[job.key] = rec["steps"]
+    return k_from_steps(_steps[job.key], depth)
 
 
 @pytest.mark.parametrize("cell, cfg, cache, safe",
                          [*_cases("smoke", SMOKE, pytest.mark.smoke, True), *_cases("full", FULL, pytest.mark.long, False)])
 def test_scenario(cell, cfg, cache, safe):
     if cfg.scheduler == "pct":       # --pct-k auto: the cell's pilot, first seed (as the command does)
-        cfg = cfg.replace(pct_k=_pilot_k(pilot_job(cell, cfg.replace(seed=1), cache, 1, 300.0)))
+        cfg = cfg.replace(pct_k=_pilot_k(pilot_job(cell, cfg, cache, 1, 300.0), cfg.pct_depth))
     rec = execute(Job("run", cell, cfg, cache, 300.0))
     why = f"seed {cfg.seed}: {rec['outcome']} {rec['violation'] or rec['error'] or ''}\nreplay: {rec['replay']}"
     assert rec["outcome"] in ("ok", "violation"), why

@@ -108,7 +108,7 @@ def test_stress_pct_cells_share_one_pilot_k_across_shards(capsys, tmp_path):
     recs = [json.loads(x) for p in (a, b) for x in p.read_text().splitlines()]
     pilots = [r for r in recs if r["kind"] == "pilot"]
     runs = [r for r in recs if r["kind"] == "run"]
-    assert len(pilots) == 2 and pilots[0]["steps"] == pilots[1]["steps"]
+    assert len(pilots) == 2 and pilots[0]["key"] == pilots[1]["key"] and pilots[0]["steps"] == pilots[1]["steps"]
     k = k_from_steps(pilots[0]["steps"], 2)
     assert len(runs) == 4 and {r["config"]["pct_k"] for r in runs} == {k}
     assert all(f"--pct-k {k}" in r["replay"] for r in runs)
