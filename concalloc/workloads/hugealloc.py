@@ -7,8 +7,9 @@ processes cfg.size bytes (default here: see advice.py; --size):
 
     hugealloc:huge (or hugealloc)  one allocation of cfg.size bytes, every
                                    page written, then dropped
-    hugealloc:chunked              the same bytes through one CHUNK-byte
-                                   buffer at a time, each dropped after use
+    hugealloc:chunked              the same bytes streamed through one
+                                   CHUNK-byte buffer (allocated for the job,
+                                   refilled for each chunk, then dropped)
 
 After writing, each job samples heapLive and the heap mapping's RSS; the
 run's peaks are in `peak_heap` and `peak_rss` (bytes).
@@ -17,7 +18,7 @@ run's peaks are in `peak_heap` and `peak_rss` (bytes).
 from __future__ import annotations
 
 DESCRIPTION = ("small requests plus, every 200 steps, a job over --size bytes: one huge allocation "
-               "(hugealloc:huge) or 256 KiB chunks (hugealloc:chunked)")
+               "(hugealloc:huge) or streamed through one 256 KiB buffer (hugealloc:chunked)")
 JOB_EVERY = 200
 CHUNK = 256 << 10          #: the chunked variant's buffer
 PAGE = 4096
@@ -35,15 +36,16 @@ class HugeAllocWorkload:
             raise ValueError(f"hugealloc workload: mode must be huge or chunked, got {mode!r}")
         self.mode = mode
         self.DESCRIPTION = f"{DESCRIPTION}; this is {mode}"
-        self.jobs = 0              # P0's counters (see sample)
-        self.peak_heap = 0
+        self.jobs: list[int] = []  # per P, each written by its own P
+        self.peak_heap = 0         # P0's (see sample)
         self.peak_rss = 0
 
     def slots(self, cfg) -> int:
         return cfg.live + 1
 
     def setup(self, m, cfg) -> None:
-        self.jobs = self.peak_heap = self.peak_rss = 0
+        self.jobs = [0] * cfg.procs
+        self.peak_heap = self.peak_rss = 0
 
     def sample(self, m, rss: bool = True) -> None:
         """Peaks, kept by P0 only (the other Ps' jobs overlap it anyway);
@@ -74,15 +76,13 @@ class HugeAllocWorkload:
             fill(m, b, size)
             self.sample(m)
         else:
+            b = m.alloc(min(CHUNK, size))
+            m.set_slot(slot, b)
             for off in range(0, size, CHUNK):
-                n = min(CHUNK, size - off)
-                b = m.alloc(n)
-                m.set_slot(slot, b)
-                fill(m, b, n)
-                self.sample(m, rss=off == 0 or off + n >= size)
+                fill(m, b, min(CHUNK, size - off))
+            self.sample(m)
         m.clear_slot(slot)
-        if not m.p.id:
-            self.jobs += 1
+        self.jobs[m.p.id] += 1
 
 
 VARIANTS = {"huge": lambda: HugeAllocWorkload("huge"), "chunked": lambda: HugeAllocWorkload("chunked")}
