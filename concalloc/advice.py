@@ -27,7 +27,8 @@ import json
 import sys
 import time
 
-from .config import Config, ConfigError
+from .check.violation import Violation
+from .config import Config
 
 EXPERIMENTS = ("pool", "reuse", "burst", "tailwaste")
 #: per experiment: the workload, its two arms (baseline first), and the defaults
@@ -57,6 +58,8 @@ def run_arm(cfg: Config, progress=None) -> dict:
     wl = get_workload(cfg.workload)                 # a fresh instance: its counters are this run's
     with Runtime(cfg, workload=wl, progress=progress) as rt:
         res = rt.run()
+        if isinstance(res.error, Violation):
+            raise res.error                         # exit 1, with the replay command
         if res.exit_code != EXIT_OK:
             raise RuntimeError(f"{cfg.workload}: exit {res.exit_code}: {res.error}")
         pools = rt.gc.pools
@@ -275,4 +278,4 @@ def _cmd_tailwaste(args) -> int:
     return EXIT_OK
 
 
-__all__ = ["EXPERIMENTS", "ARMS", "arm_config", "run_arm", "run_experiment", "register", "ConfigError"]
+__all__ = ["EXPERIMENTS", "ARMS", "arm_config", "run_arm", "run_experiment", "register"]

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 from .check.violation import throw
 from .gc.barrier import WBBUF_ENTRIES, wbBufFlush1
-from .sync import Rank
+from .sync import Rank, cas_attr
 
 DEQUEUE_INIT = 8                 #: the first ring of a chain (Go: poolChain's initSize)
 DEQUEUE_LIMIT = 1 << 30          #: a ring never grows past this (Go: dequeueLimit)
@@ -347,7 +347,9 @@ def registry(rt) -> PoolRegistry:
     workload's setup, or before rt.run())."""
     reg = rt.gc.pools
     if reg is None:
-        reg = rt.gc.pools = PoolRegistry(rt)
+        new = PoolRegistry(rt)
+        cas_attr(rt.gc, "pools", None, new)     # two Ps racing: one registry wins
+        reg = rt.gc.pools
     return reg
 
 

@@ -165,3 +165,19 @@ def test_builtin_variants_resolve_and_unknown_ones_are_refused():
     Config(workload="pool:fresh")
     with pytest.raises(ConfigError, match="no variant 'nope'.*pool:pooled, pool:fresh"):
         Config(workload="pool:nope")
+
+
+@pytest.mark.parametrize("workload", ["pool:pooled", "pool:fresh", "reuse:reuse", "hugealloc:chunked",
+                                      "hugealloc:huge"])
+def test_variant_workloads_are_deterministic_under_a_controlled_scheduler(workload):
+    """Same (config, seed), same event log: the arms replay like any workload."""
+    from concalloc.runtime import EXIT_OK, Runtime
+    cfg = Config(procs=2, workload=workload, scheduler="random", steps=250, size=1 << 20 if "huge" in workload
+                 else 1024, live=16, gogc=5, events=True, reserve_bytes=1 << 30, seed=3)
+    hashes = []
+    for _ in range(2):
+        with Runtime(cfg) as rt:
+            res = rt.run()
+        assert res.exit_code == EXIT_OK, res.error
+        hashes.append(res.event_log_hash)
+    assert hashes[0] and hashes[0] == hashes[1]
