@@ -215,8 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     b.add_argument("--markdown", action="store_true", help="the table as Markdown")
     b.set_defaults(func=_cmd_barrier_matrix)
-    from .stress import register as register_stress     # stress, stress-report
-    register_stress(sub)
     k = sub.add_parser("calibrate", help="measure Go 1.19 on this machine and write the vtime cost table")
     from .calibrate import GO
     k.add_argument("--out", default="costs.toml", help="the table to write (default costs.toml)")
@@ -227,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--save-output", default=None, metavar="FILE", help="keep the Go output")
     k.add_argument("--json", action="store_true", help="print the meta and prices as JSON")
     k.set_defaults(func=_cmd_calibrate)
+    __import__("concalloc.advice", fromlist=["register"]).register(sub)
+    __import__("concalloc.stress", fromlist=["register"]).register(sub)      # stress, stress-report
     return p
 
 
