@@ -225,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--save-output", default=None, metavar="FILE", help="keep the Go output")
     k.add_argument("--json", action="store_true", help="print the meta and prices as JSON")
     k.set_defaults(func=_cmd_calibrate)
-    from .compare import register as register_compare; register_compare(sub)  # noqa: E702
+    __import__("concalloc.advice", fromlist=["register"]).register(sub)
+    __import__("concalloc.stress", fromlist=["register"]).register(sub)      # stress, stress-report
+    __import__("concalloc.compare", fromlist=["register"]).register(sub)     # compare-allocators
     return p
 
 
