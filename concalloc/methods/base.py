@@ -34,7 +34,9 @@ each allocation.  The built-in workloads keep it; heapcheck=2 catches one
 that does not ("mutator.stale_pointer").
 
 Roots are Go's: every mutator's stack slots and its register (the last
-allocation), and the globals of the data segment (moduledata).
+allocation), the globals of the data segment (moduledata), and the objects
+sync.Pool holds (syncpool.py; cleared at each collection as Go's
+clearpools does, and emptied entirely by the moving method).
 
 Collection trigger (GOGC, as Go's pacer sets its goal): collect once the
 bytes allocated since the last collection reach the goal minus the live
@@ -184,6 +186,7 @@ class Method:
         if check:
             self.check()
         t0 = clock()
+        self.clearpools()
         self.collect(need)
         pause = clock() - t0
         if check:
@@ -196,6 +199,22 @@ class Method:
         s["frag"].append((s["allocs"], ext, self.internal_fragmentation()))
         self.since_gc = 0
         self.force = False
+
+    def clearpools(self) -> None:
+        """sync.Pool's cleanup at the start of a collection, as Go's clearpools:
+        the primary caches become the victims, the old victims are dropped.
+        A moving method drops everything (a second cleanup): the pools keep
+        addresses where the copying collector cannot fix them."""
+        pools = self.gc.pools
+        if pools is not None:
+            pools.poolCleanup()
+            if self.moving:
+                pools.poolCleanup()
+
+    def pool_roots(self) -> list[int]:
+        """Every object a sync.Pool holds (roots of the mark phase)."""
+        pools = self.gc.pools
+        return pools.roots() if pools is not None else []
 
     def trigger_bytes(self) -> int:
         goal = max(self.heapminimum, self.live_bytes * (100 + self.gogc) // 100)
@@ -360,6 +379,7 @@ class MethodGC:
     def __init__(self, method: Method):
         self.method = method
         self.cycles: list[dict] = []
+        self.pools = None       # sync.Pool's registry (syncpool.registry installs it by CAS)
 
     @property
     def numgc(self) -> int:

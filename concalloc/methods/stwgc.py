@@ -48,6 +48,8 @@ def mark(method) -> tuple[int, int]:
 
     for cont, i in method.roots():
         shade(cont[i], "root")
+    for v in method.pool_roots():
+        shade(v, "object held by a sync.Pool")
     while work:
         x = work.pop()
         for off in H.pointer_offsets(ld(x - 8)):
