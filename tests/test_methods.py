@@ -353,3 +353,44 @@ def test_a_controlled_method_run_replays(method):
             assert res.exit_code == EXIT_OK and res.event_log_hash
             hashes.add(res.event_log_hash)
     assert len(hashes) == 1
+
+
+class CorruptsThenCollects:
+    """Breaks the method's structure mid-run, then asks for a collection: the
+    checker at the collection's stop-the-world point must end the run."""
+
+    def __init__(self, breaker):
+        self.breaker = breaker
+
+    def slots(self, cfg):
+        return 4
+
+    def run(self, m, cfg):
+        for i in range(4):
+            m.set_slot(i, m.new(NODE))
+        meth = m.rt.method
+        with meth.lock:
+            self.breaker(meth, m)
+        m.gc()
+
+
+def _cycle_in_free_list(meth, m):
+    b = meth.head
+    meth.st(b + 8, b)
+
+
+def _bad_header_in_space(meth, m):
+    meth.st(m.slot(1) - 8, 0)          # the info word of a live object
+
+
+@pytest.mark.parametrize("method, breaker, invariant", [
+    ("first-fit", _cycle_in_free_list, "freelist.order"),
+    ("segregated", _cycle_in_free_list, "freelist.order"),
+    ("bump", _bad_header_in_space, "cheney.walk")])
+def test_checker_runs_at_the_collection(method, breaker, invariant):
+    cfg = Config(procs=1, steps=50, scheduler="random", gogc=-1, heapcheck=1, allocator=method,
+                 reserve_bytes=1 << 30)
+    with Runtime(cfg, workload=CorruptsThenCollects(breaker)) as rt:
+        res = rt.run()
+    assert res.exit_code == EXIT_VIOLATION
+    assert res.violations[0]["invariant"] == invariant
