@@ -601,11 +601,9 @@ class GC:
         rec["assist_work"] = self.assist_work.load()
         rec["barrier_calls"] = sum(p.wbCalls for p in self.allp)
         lastHeapGoal = ctl.heapGoal()
-        _sweep.gcSweep(h, [p.mcache for p in self.allp])
+        _sweep.gcSweep(h, [p.mcache for p in self.allp], self.stw_mode)   # 2 (gcForceBlockMode): sweep it all now
         for p in self.allp:
             p.mcache.prepareForSweep()
-        if self.stw_mode == 2:      # gcForceBlockMode: sweep every span before the world starts
-            self.sweep_all()
         ctl.syncHeapStats(h.stats.snapshot())
         ctl.lastHeapInUse = ctl.heapInUse.load()
         commit = ctl.gcControllerCommit(False)
