@@ -1,7 +1,7 @@
 """A controlled run's violation replays 100 times out of 100.
 
 The lost object of examples/lost_object.py (no barrier, random scheduler,
-seed 18, 200 steps, checkmark on) is run once; its replay command is then run again and
+seed 5, 400 steps, checkmark on) is run once; its replay command is then run again and
 again, and each replay must give the same violation record -- every field,
 the last events of every thread included -- and the same event_log_hash.
 
@@ -23,8 +23,8 @@ LOST = str(Path(__file__).resolve().parents[1] / "examples" / "lost_object.py")
 
 
 def _replays(n: int) -> None:
-    cfg = Config(workload=LOST, procs=2, scheduler="random", seed=18, barrier="none", gogc=5, gccheckmark=True,
-                 steps=200)
+    cfg = Config(workload=LOST, procs=2, scheduler="random", seed=5, barrier="none", gogc=5, gccheckmark=True,
+                 steps=400)
     with Runtime(cfg) as rt:
         first = rt.run()
     assert first.exit_code == EXIT_VIOLATION, first.error

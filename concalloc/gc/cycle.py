@@ -119,7 +119,7 @@ class GC:
         self.bytesMarked = AtomicInt(0)
         self.bg_cpu_ns = AtomicInt(0)
         self.assist_cpu_ns = AtomicInt(0)
-        self.cycles: list[dict] = []        # the collector thread (world stopped appends)
+        self.cycles: list[dict] = []        # the collector thread appends (world stopped), then completes it
         self.pause_ns: list[int] = []       # world stopped
         self.pause_end: list[int] = []
         # Times come from the scheduler's clock (ns, or logical steps under a
@@ -614,6 +614,9 @@ class GC:
         end = self.clock()
         rec["clock_ns"] = [rec["stw1_ns"], self._t_stw2 - t_mark, end - self._t_stw2]
         rec["end_ns"] = end - self.t0
+        # Published with the count, so a runtime.GC that sees numgc finds its
+        # cycle's record (its last fields are filled in by _finish_record).
+        self.cycles.append(rec)
         with self.lock:
             self.numgc += 1
             self.cycle_cond.notify_all()
@@ -631,12 +634,11 @@ class GC:
                          rec.pop("cpu_stw2")]
         self._gc_cpu_total = getattr(self, "_gc_cpu_total", 0) + sum(rec["cpu_ns"])
         rec["gc_cpu_fraction_pct"] = int(100 * self._gc_cpu_total / (elapsed * len(self.allp)))
-        rec["num_forced"] = sum(1 for r in self.cycles if r["forced"]) + int(rec["forced"])
+        rec["num_forced"] = sum(1 for r in self.cycles if r["forced"])     # rec is among them
         since = rec["end_ns"] - (self._last_cycle_end if self._last_cycle_end is not None else 0)
         rec["limiter"] = self.limiterEnabled = sum(rec["cpu_ns"]) > 0.5 * max(1, since) * len(self.allp)
         self._last_cycle_end = rec["end_ns"]
         rec.pop("t_mark_end", None)
-        self.cycles.append(rec)
         if self.on_cycle_end is not None:
             self.on_cycle_end(rec)
 

@@ -31,7 +31,9 @@ as good as grey: it is greyed before mark ends); white is the rest.
 The heap walk (every pointer word of every black object) costs about a mark
 of the heap: with heapcheck=1 it runs in the cycles whose start verifies
 the heap (1, 2, 4, 8, ...), with heapcheck=2 in every cycle.  The bit checks
-run at every point.  World stopped: nothing here takes the mutators' locks.
+run at every point.  World stopped: nothing here takes a lock, so the
+checks add no scheduling decision and a controlled run's interleaving is
+the same with them as without.
 """
 
 from __future__ import annotations
@@ -49,9 +51,8 @@ def grey_objects(gc) -> set[int]:
     for gcw in gc.all_gcworks():
         grey.update(gcw.wbuf1)
         grey.update(gcw.wbuf2)
-    with gc.lists.lock:
-        for buf in gc.lists.full:
-            grey.update(buf)
+    for buf in list(gc.lists.full):      # world stopped, workers idle: no lock (it would be a decision)
+        grey.update(buf)
     findObject = gc.h.findObject
     for p in gc.allp:
         for ptr in p.wbBuf:
@@ -85,8 +86,7 @@ def check_strong_tricolor(gc) -> int:
     h = gc.h
     load = gc.mem.load
     grey = grey_objects(gc)
-    with h.lock:
-        spans = list(h.allspans)
+    spans = list(h.allspans)     # world stopped: no P grows the heap (and no lock: no decision)
     colour = {}                  # span -> its non-white mask, computed once
     nwords = 0
     for s in spans:

@@ -141,8 +141,7 @@ class WBShadow:
         # An allocation that stopped at the slow path's safe point (mcache.allocating)
         # has cleared its object, but its forget() runs once it returns.
         pending = {p.mcache.allocating for p in self.rt.allp}
-        with self.h.lock:
-            spans = list(self.h.allspans)
+        spans = list(self.h.allspans)     # world stopped; no lock, so no scheduling decision
         for s in spans:
             if s.spanclass & 1 or not s.nelems:
                 continue
