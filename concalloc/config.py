@@ -50,6 +50,8 @@ class Config:
     heapcheck: int = 1                   # 0 off; 1 verify_heap before GC cycles 1, 2, 4, 8... and at the end;
                                          # 2 before every cycle, and every mutator pointer access checked
     gccheckmark: bool = False            # re-mark from the roots at mark termination
+    wbshadow: bool = False               # shadow every heap pointer slot; a store that skipped the barrier throws
+    gcstoptheworld: int = 0              # 1: mark with the world stopped (Go's gcForceMode); 2: sweep too
     gctrace: bool = False                # one line per GC cycle on stderr
     # the allocation method: Go's, or one of the survey's (concalloc/methods)
     allocator: str = "go"
@@ -106,6 +108,7 @@ class Config:
         if self.reserve_bytes % (64 << 20):
             raise ConfigError("reserve_bytes", "must be a multiple of 64 MiB (one heap arena)")
         _int_in("heapcheck", self.heapcheck, 0, 2)
+        _int_in("gcstoptheworld", self.gcstoptheworld, 0, 2)
         if self.scheduler not in SCHEDULERS:
             raise ConfigError("scheduler", f"must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
         if self.scheduler == "replay" and not self.replay_file:
@@ -165,7 +168,7 @@ class Config:
     def from_godebug(cls, text: str, base: "Config | None" = None) -> "Config":
         """Apply a GODEBUG-style string: 'invalidptr=0,heapcheck=2,lockrank=1'."""
         known = {"invalidptr": bool, "lockrank": bool, "heapcheck": int, "gccheckmark": bool,
-                 "gctrace": bool}
+                 "gctrace": bool, "wbshadow": bool, "gcstoptheworld": int}
         changes = {}
         for item in filter(None, (x.strip() for x in text.split(","))):
             key, sep, val = item.partition("=")

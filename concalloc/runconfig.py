@@ -119,6 +119,8 @@ FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "gc_workers": Flag("--gc-workers"),
     "gctrace": Flag("--gctrace", kind="switch", observe=True),
     "gccheckmark": Flag("--godebug", kind="godebug"),
+    "wbshadow": Flag("--godebug", kind="godebug"),
+    "gcstoptheworld": Flag("--godebug", kind="godebug"),
     "cost_table": Flag("--cost-table"),
     "costs": Flag("--cost", kind="repeat"),
 }
