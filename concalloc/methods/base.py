@@ -381,8 +381,16 @@ class MethodGC:
         self.cycles: list[dict] = []
         self.pools = None       # sync.Pool's registry (syncpool.registry installs it by CAS)
 
+    # The survey's collectors run with the world stopped, so a violation
+    # (violation_context) sees the phase off and the last collection's number.
+    phase = 0   # gc.cycle.GC_OFF
+
     @property
     def numgc(self) -> int:
+        return self.method.numgc
+
+    @property
+    def started(self) -> int:
         return self.method.numgc
 
     def start_threads(self, start_thread) -> None:
