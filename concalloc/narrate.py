@@ -1,0 +1,606 @@
+"""Narration: a lost object told as a story of what each thread did to it.
+
+A Narrator attached to a Runtime before it runs records, in one list, the
+facts a story needs: every mutator allocation, pointer load and store (with
+the old value the store overwrote), stack-slot write, write-barrier call
+(the pointers it shades), the collector's loads while it scans objects,
+stack scans (with the slots as the scan saw them) and the collector's
+phase changes.  Under a controlled scheduler one thread runs at a time, so
+appending to one list orders the facts exactly, each tagged with the
+scheduler's step.
+
+Zero cost when off: nothing in the runtime knows about narration.
+`Narrator(rt)` wraps, on that Runtime's own instances only, the mutators'
+memory and slot methods, the barrier installer, the collector's memory
+(`gc.mem`, through which the marker reads fields) and the event recorder's
+emit; each wrapper calls the original with the same arguments and takes no
+yield point, so a narrated run makes the same decisions and has the same
+event_log_hash as an unnarrated one (tests/test_narrate.py checks it).
+
+`tell(narrator, violation)` turns the facts of a run that ended in
+"checkmark found unmarked object" into a Story: the lost object, the root
+that still reaches it, and the lines of its last cycle (who loaded or moved
+it, what each barrier shaded and failed to shade, when stacks and the
+objects on its path were scanned, mark termination).  Objects get short
+names, A, B, C... in allocation order among those the story mentions.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+
+from .gc.barrier import _SHADES
+
+_current = threading.current_thread
+
+# recorder events a story uses (the rest, lock events mostly, are not kept)
+_GC_EVENTS = {"gc_start", "gc_phase", "gc_mark_start", "gc_mark_done", "gc_scanstack_start",
+              "gc_scanstack_done", "gc_assist_start", "gc_assist_done", "gc_done"}
+_MARKERS = re.compile(r"^(gc|gcw\d+)$")
+
+
+@dataclass
+class Fact:
+    step: int          # the scheduler's step when it happened
+    thread: str
+    kind: str
+    f: dict
+
+
+class _MutatorMemory:
+    """A mutator's view of memory that records its loads and stores."""
+
+    __slots__ = ("mem", "narr", "m")
+
+    def __init__(self, mem, narr, m):
+        self.mem, self.narr, self.m = mem, narr, m
+
+    def load(self, addr: int) -> int:
+        v = self.mem.load(addr)
+        self.narr.add("load", addr=addr, value=v, scanned=self.m.p.gcscandone)
+        return v
+
+    def store(self, addr: int, value: int) -> None:
+        old = self.mem.load(addr)
+        self.mem.store(addr, value)
+        self.narr.add("store", addr=addr, old=old, value=value, scanned=self.m.p.gcscandone)
+
+
+class _CollectorMemory:
+    """The collector's view of memory: records the marker's field loads (not
+    the barrier's read of the old value, which the barrier fact holds)."""
+
+    __slots__ = ("mem", "narr")
+
+    def __init__(self, mem, narr):
+        self.mem, self.narr = mem, narr
+
+    def load(self, addr: int) -> int:
+        v = self.mem.load(addr)
+        narr = self.narr
+        me = _current().name
+        if narr.scanning and me not in narr.in_barrier:
+            narr.add("scan_load", addr=addr, value=v)
+        return v
+
+    def store(self, addr: int, value: int) -> None:
+        self.mem.store(addr, value)
+
+
+class Narrator:
+    """Records a controlled run's facts for a story.  Attach before rt.run()."""
+
+    def __init__(self, rt):
+        self.rt = rt
+        self.facts: list[Fact] = []     # appended by whichever managed thread runs (one at a time)
+        self.in_barrier: set[str] = set()   # threads inside a write barrier call
+        self.scanning = True            # False once checkmark starts re-marking
+        self._sched = rt.sched
+        self._attach(rt)
+
+    def add(self, kind: str, **f) -> None:
+        self.facts.append(Fact(self._sched.steps, _current().name, kind, f))
+
+    # -- wrapping the runtime's instances ------------------------------------------------
+
+    def _attach(self, rt) -> None:
+        if not rt.sched.controlled:
+            raise ValueError("narration needs a controlled scheduler (random, pct, sticky-random, replay)")
+        for m in rt.mutators:
+            self._wrap_mutator(m)
+        install = rt.install_write_barrier
+        rt.install_write_barrier = lambda wb: install(self._wrap_barrier(wb) if wb is not None else None)
+        gc = rt.gc
+        gc.mem = _CollectorMemory(gc.mem, self)
+        words = gc.global_words
+        gc.global_words = lambda: self._global_words(words)
+        rec = rt.events
+        if rec:
+            emit = rec.emit
+            rec.emit = lambda kind, **f: self._emit(emit, kind, f)
+
+    def _wrap_mutator(self, m) -> None:
+        m._mem = _MutatorMemory(m._mem, self, m)
+        alloc = m.alloc
+        mheap = self.rt.heap.mheap
+
+        def narrated_alloc(size, typ=None):
+            x = alloc(size, typ)
+            self.add("alloc", addr=x, size=size, type=typ.name if typ is not None else None,
+                     black=mheap.gcphase != 0)
+            return x
+
+        def set_slot(i, addr):
+            old = m.stack[i]
+            m.stack[i] = addr
+            self.add("slot", i=i, old=old, value=addr, scanned=m.p.gcscandone)
+
+        m.alloc = narrated_alloc
+        m.set_slot = set_slot
+        m.clear_slot = lambda i: set_slot(i, 0)
+
+    def _wrap_barrier(self, wb):
+        shade_old, shade_new = _SHADES[wb.kind]
+        load = self.rt.heap.memory.load
+        in_barrier = self.in_barrier
+
+        def narrated_wb(m, slot, ptr):
+            old = load(slot)
+            grey = not m.p.gcscandone
+            shaded = ([old] if shade_old else []) + \
+                     ([ptr] if shade_new == "always" or (shade_new == "while-grey" and grey) else [])
+            self.add("wb", barrier=wb.kind, addr=slot, old=old, value=ptr, shaded=shaded, scanned=not grey)
+            in_barrier.add(m.name)
+            try:
+                wb(m, slot, ptr)
+            finally:
+                in_barrier.discard(m.name)
+
+        narrated_wb.kind = wb.kind
+        return narrated_wb
+
+    def _global_words(self, words):
+        if self.rt.gc.phase == 2 and self.scanning:         # marktermination: only checkmark reads the globals now
+            self.scanning = False
+            self.add("checkmark")
+        return words()
+
+    def _emit(self, emit, kind: str, f: dict) -> None:
+        emit(kind, **f)
+        if kind not in _GC_EVENTS:
+            return
+        if kind == "gc_phase" and f.get("phase") == "mark":
+            self.scanning = True
+        elif kind == "gc_scanstack_start":
+            p = next((x for x in self.rt.allp if x.name == f["p"]), None)
+            m = p.m if p is not None else None
+            f = {**f, "slots": list(m.stack) if m else [], "regs": list(m.regs) if m else []}
+        self.add(kind, **f)
+
+
+# --- the story ---------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    step: int
+    thread: str
+    kind: str
+    parts: list          # str pieces and _Obj tokens, joined once names are known
+    key: bool = False    # a line the loss turns on (the unshaded pointer, the scan that missed it)
+
+    def text(self, name) -> str:
+        return "".join(name(p) if isinstance(p, _Obj) else p for p in self.parts)
+
+
+@dataclass(frozen=True)
+class _Obj:
+    serial: int          # the index of its allocation fact
+
+
+@dataclass
+class Story:
+    lost: str                      # the lost object's name
+    address: int
+    root: str                      # "P1 stack slot 1"
+    path: list[str]                # names from the root's object to the lost one
+    path_text: str                 # "P1 stack slot 1 -> A.f0 -> B"
+    cycle: int | None
+    barrier: str
+    stack_scan: str
+    lines: list[dict] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)   # name -> "0xc000... (typ, P0's allocation 3)"
+
+    def text(self) -> str:
+        out = [f"lost object: {self.lost} ({self.address:#x}), still reachable: {self.path_text}",
+               f"barrier {self.barrier}, stack scan {self.stack_scan}; GC cycle {self.cycle}:"]
+        width = max([len(ln["thread"]) for ln in self.lines] + [2])
+        for ln in self.lines:
+            mark = "*" if ln["key"] else " "
+            out.append(f"{mark} step {ln['step']:>5}  {ln['thread']:<{width}}  {ln['text']}")
+        out.append("objects: " + ", ".join(f"{n} = {d}" for n, d in self.names.items()))
+        return "\n".join(out)
+
+    def to_json(self) -> dict:
+        return {"lost": self.lost, "address": hex(self.address), "root": self.root, "path": self.path,
+                "path_text": self.path_text, "cycle": self.cycle, "barrier": self.barrier,
+                "stack_scan": self.stack_scan, "lines": self.lines, "names": self.names}
+
+
+class _Heap:
+    """Objects and words as the facts built them: which allocation an address
+    belongs to, and what each pointer word held, fact by fact."""
+
+    def __init__(self, rt, facts: list[Fact]):
+        self.rt = rt
+        self.facts = facts
+        self.allocs: dict[int, list[int]] = {}      # base -> serials of its allocations, in order
+        for i, x in enumerate(facts):
+            if x.kind == "alloc":
+                self.allocs.setdefault(x.f["addr"], []).append(i)
+
+    def obj(self, base: int, at: int) -> _Obj | None:
+        """The allocation living at `base` at fact index `at`."""
+        serials = self.allocs.get(base)
+        if not serials:
+            return None
+        best = None
+        for s in serials:
+            if s <= at:
+                best = s
+        return _Obj(best if best is not None else serials[0])
+
+    def place(self, addr: int, at: int):
+        """(object token or None, where): where = "global 3", or the field index of the object."""
+        md = self.rt.moduledata
+        if md.contains(addr):
+            return None, f"global {(addr - md.data) >> 3}"
+        base = self.base(addr)
+        if base is None:
+            return None, f"{addr:#x}"
+        return self.obj(base, at), (addr - base) // 8
+
+    def base(self, addr: int) -> int | None:
+        try:
+            b, s, _ = self.rt.heap.mheap.findObject(addr)
+        except Exception:       # noqa: BLE001 - a bad pointer has no object to name
+            return None
+        return b if s is not None else None
+
+    def describe(self, o: _Obj) -> str:
+        x = self.facts[o.serial]
+        nth = sum(1 for y in self.facts[:o.serial] if y.kind == "alloc" and y.thread == x.thread)
+        return f"{x.f['addr']:#x} ({x.f['type'] or str(x.f['size']) + ' bytes'}, {x.thread}'s allocation {nth + 1})"
+
+
+def lost_path(violation) -> list[tuple[int, str]]:
+    """[(address, how)] from the root's object to the lost one, from a checkmark
+    violation (its `path`, or its message)."""
+    path = getattr(violation, "path", None)
+    if path:
+        return list(path)
+    m = re.search(r"path from a root: (.*)", violation.message)
+    if not m:
+        return [(violation.address, "?")]
+    out = []
+    for step in m.group(1).split(" / "):
+        if " -> " in step:
+            how, addr = step.split(" -> ")
+            out.append((int(addr, 16), how.strip()))
+        else:
+            addr, _, how = step.partition(" (")
+            out.append((int(addr, 16), how.rstrip(")")))
+    return out
+
+
+def tell(narr: Narrator, violation) -> Story:
+    """The story of the object a checkmark violation reports lost."""
+    return _Teller(narr, violation).story()
+
+
+class _Teller:
+    def __init__(self, narr: Narrator, violation):
+        self.narr = narr
+        self.rt = narr.rt
+        self.facts = narr.facts
+        self.heap = _Heap(self.rt, self.facts)
+        self.v = violation
+        self.path = lost_path(violation)
+        self.end = len(self.facts)
+        self.lost_addr = self.path[-1][0]
+        self.lines: list[Line] = []
+
+    # -- the window: the failing cycle's mark phase ---------------------------------------
+
+    def _last(self, kind: str, **match) -> int:
+        for i in range(self.end - 1, -1, -1):
+            x = self.facts[i]
+            if x.kind == kind and all(x.f.get(k) == v for k, v in match.items()):
+                return i
+        return -1
+
+    def story(self) -> Story:
+        start = self._last("gc_start")
+        mark = next((i for i in range(max(start, 0), self.end)
+                     if self.facts[i].kind == "gc_phase" and self.facts[i].f["phase"] == "mark"), max(start, 0))
+        lost = self.heap.obj(self.lost_addr, self.end)
+        chain = [self.heap.obj(a, self.end) for a, _ in self.path]
+        root = self.path[0][1]
+        self.focus = {o for o in chain if o is not None}
+        self._at_mark_start(mark, lost, chain, root)
+        self._window(mark, lost, chain)
+        self._termination(lost, chain, root)
+        return self._finish(lost, chain, root, start)
+
+    def _at_mark_start(self, mark: int, lost, chain, root) -> None:
+        """Where the lost object was when mark began: the words and slots that held it."""
+        x = self.facts[mark]
+        holders = self._holders(self.lost_addr, mark)
+        parts = ["mark begins (sweep termination, world stopped); ", lost, " is referenced by "]
+        parts += _join(holders) if holders else ["nothing but locals"]
+        self.lines.append(Line(x.step, x.thread, "mark_start", parts))
+
+    def _holders(self, addr: int, upto: int) -> list:
+        """The pointer words and stack slots that hold addr after facts[:upto]."""
+        words: dict[int, int] = {}
+        slots: dict[tuple, int] = {}
+        for x in self.facts[:upto]:
+            if x.kind == "store":
+                words[x.f["addr"]] = x.f["value"]
+            elif x.kind == "slot":
+                slots[(x.thread, x.f["i"])] = x.f["value"]
+            elif x.kind == "alloc":
+                for a in range(x.f["addr"], x.f["addr"] + x.f["size"], 8):
+                    words.pop(a, None)
+        out = []
+        for a, v in words.items():
+            if v == addr:
+                out.append(self._where(a, upto))
+        out += [[f"{t} stack slot {i}"] for (t, i), v in slots.items() if v == addr]
+        return out
+
+    def _where(self, addr: int, at: int) -> list:
+        o, w = self.heap.place(addr, at)
+        if o is None:
+            return [str(w)]
+        return [o, f".f{w}"]
+
+    def _val(self, v: int, at: int) -> list:
+        if not v:
+            return ["nil"]
+        base = self.heap.base(v)
+        o = self.heap.obj(base, at) if base is not None else None
+        return [o] if o is not None else [f"{v:#x}"]
+
+    # -- the mark phase -------------------------------------------------------------------
+
+    def _window(self, mark: int, lost, chain) -> None:
+        L = self.lost_addr
+        edges = self._edges()
+        root_slot = _root_slot(self.path[0][1])
+        held = set()           # fields that held the lost object during the window (addresses)
+        scanned_objs: set = set()
+        last_wb: dict[str, Fact] = {}
+        i = mark + 1
+        while i < self.end:
+            x = self.facts[i]
+            k, f = x.kind, x.f
+            if k == "wb":
+                last_wb[x.thread] = x
+            elif k == "alloc" and _Obj(i) in self.focus:
+                self.lines.append(Line(x.step, x.thread, "alloc", ["allocates ", _Obj(i)]
+                                       + ([" during mark: it is born black"] if f["black"] else [])))
+            elif k == "store" and (L in (f["value"], f["old"]) or f["addr"] in edges):
+                if f["value"] == L:
+                    held.add(f["addr"])
+                self.lines.append(self._store_line(i, x, last_wb.pop(x.thread, None), lost))
+            elif k == "store":
+                last_wb.pop(x.thread, None)
+            elif k == "load" and f["value"] == L:
+                self.lines.append(Line(x.step, x.thread, "load", ["loads ", lost, " from "]
+                                       + self._where(f["addr"], i)))
+            elif k == "slot" and (L in (f["value"], f["old"]) or (x.thread, f["i"]) == root_slot):
+                self.lines.append(self._slot_line(x, i, lost))
+            elif k == "gc_scanstack_start":
+                self.lines.append(self._scanstack_line(x, i))
+            elif k == "scan_load":
+                j = self._scan_run(i)
+                o = self._scanned_object(i)
+                if o is not None and o not in scanned_objs and (o in self.focus or self._held_in(o, held)):
+                    scanned_objs.add(o)
+                    self.lines.append(self._blacken_line(i, j, o, lost))
+                i = j
+                continue
+            elif k == "gc_mark_done":
+                self.lines.append(Line(x.step, x.thread, "mark_done",
+                                       ["mark completion: the workers are idle, every buffer flushed"]))
+            elif k == "gc_phase" and f["phase"] == "marktermination":
+                self.lines.append(Line(x.step, x.thread, "marktermination",
+                                       ["mark termination (world stopped)"]))
+            i += 1
+
+    def _edges(self) -> set:
+        """The addresses of the words on the lost object's path (parent field -> child)."""
+        out = set()
+        for k in range(1, len(self.path)):
+            m = re.match(r"field \+(\d+)", self.path[k][1])
+            if m:
+                out.add(self.path[k - 1][0] + int(m.group(1)))
+        return out
+
+    def _held_in(self, o, held: set) -> bool:
+        x = self.facts[o.serial]
+        return any(x.f["addr"] <= a < x.f["addr"] + x.f["size"] for a in held)
+
+    def _store_line(self, i: int, x: Fact, wb: Fact | None, lost) -> Line:
+        f = x.f
+        L = self.lost_addr
+        parts = ["stores "] + self._val(f["value"], i) + [" into "] + self._where(f["addr"], i)
+        if f["old"]:
+            parts += [", overwriting "] + self._val(f["old"], i)
+        key = False
+        if wb is None:
+            parts += [": no write barrier"]
+            key = L in (f["value"], f["old"])
+        else:
+            shaded = [v for v in wb.f["shaded"] if v]
+            parts += [f": {wb.f['barrier']} shades "]
+            parts += _join([self._val(v, i) for v in shaded]) if shaded else ["nothing"]
+            if wb.f["barrier"] == "hybrid-cond" and wb.f["scanned"]:
+                parts += [f" ({x.thread}'s stack is already scanned)"]
+            if L in (f["value"], f["old"]) and L not in wb.f["shaded"]:
+                parts += ["; ", lost, " is not shaded"]
+                key = True
+            if wb.f["old"] != f["old"]:
+                parts += [" (the barrier read "] + self._val(wb.f["old"], i) + [", but the slot changed before the store)"]
+        if f["value"] == L:
+            o, _ = self.heap.place(f["addr"], i)
+            if o is not None and self._is_black(o, i):
+                parts += [" (", o, " is already black)"]
+                key = True
+        return Line(x.step, x.thread, "store", parts, key)
+
+    def _is_black(self, o, upto: int) -> bool:
+        """o was scanned by a marker before fact upto."""
+        x = self.facts[o.serial]
+        lo, hi = x.f["addr"], x.f["addr"] + x.f["size"]
+        if x.f["black"]:
+            return True         # allocated during mark
+        return any(y.kind == "scan_load" and lo <= y.f["addr"] < hi for y in self.facts[o.serial:upto])
+
+    def _slot_line(self, x: Fact, i: int, lost) -> Line:
+        f = x.f
+        L = self.lost_addr
+        scanned = "already scanned" if f["scanned"] else "not yet scanned"
+        where = f" stack slot {f['i']} ({x.thread}'s stack {scanned})"
+        key = False
+        if f["value"]:
+            parts = ["puts "] + self._val(f["value"], i) + [" in" + where]
+            key = f["value"] == L and f["scanned"]
+            if f["old"] == L:
+                parts += [", dropping ", lost]
+        else:
+            parts = ["clears" + where] + ([", dropping ", lost] if f["old"] == L else [])
+        if f["old"] == L:
+            key = not f["scanned"]
+            parts += [": no barrier on stack writes"]
+        return Line(x.step, x.thread, "slot", parts, key)
+
+    def _scanstack_line(self, x: Fact, i: int) -> Line:
+        L = self.lost_addr
+        p = x.f["p"]
+        slots = x.f["slots"]
+        holds = [j for j, v in enumerate(slots) if v == L]
+        by = "at its own safe point" if x.thread == p else f"by {x.thread}"
+        parts = [f"{p}'s stack is scanned {by}: "]
+        if holds:
+            parts += ["slot " + ", ".join(map(str, holds)) + " holds ", self._val(L, i)[0], ": shaded"]
+        else:
+            parts += ["no slot holds ", self._val(L, i)[0]]
+        root = _root_slot(self.path[0][1])
+        if root and root[0] == p and root[1] < len(slots) and slots[root[1]] and slots[root[1]] != L:
+            parts += [f"; slot {root[1]} holds "] + self._val(slots[root[1]], i) + [": shaded"]
+        return Line(x.step, x.thread, "scanstack", parts)
+
+    def _scan_run(self, i: int) -> int:
+        """The end of the run of scan loads of one object by one thread starting at i."""
+        x = self.facts[i]
+        base = self.heap.base(x.f["addr"])
+        j = i + 1
+        while j < self.end:
+            y = self.facts[j]
+            if y.kind == "scan_load" and y.thread == x.thread and self.heap.base(y.f["addr"]) == base:
+                j += 1
+            elif y.thread != x.thread or y.kind in ("scan_load",):
+                break
+            else:
+                j += 1
+        return j
+
+    def _scanned_object(self, i: int):
+        base = self.heap.base(self.facts[i].f["addr"])
+        return self.heap.obj(base, i) if base is not None else None
+
+    def _blacken_line(self, i: int, j: int, o, lost) -> Line:
+        x = self.facts[i]
+        L = self.lost_addr
+        parts = ["the marker blackens " if _MARKERS.match(x.thread) else "an assist blackens ", o, ": "]
+        fields = []
+        missed = False
+        for y in self.facts[i:j]:
+            if y.kind != "scan_load":
+                continue
+            _, w = self.heap.place(y.f["addr"], i)
+            fields.append([o, f".f{w} = "] + self._val(y.f["value"], i))
+            missed |= y.f["value"] != L
+        parts += _join(fields)
+        key = False
+        if all(y.f["value"] != L for y in self.facts[i:j] if y.kind == "scan_load") and o in self.focus:
+            parts += ["; it never reaches ", lost, " through it"]
+            key = True
+        return Line(x.step, x.thread, "blacken", parts, key)
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def _termination(self, lost, chain, root) -> None:
+        x = next((y for y in reversed(self.facts) if y.kind == "checkmark"), None)
+        step, thread = (x.step, x.thread) if x is not None else (self.facts[-1].step, "gc")
+        self.lines.append(Line(step, thread, "checkmark", ["checkmark: ", lost, " is white yet reachable from "]
+                               + self._path_parts(chain, root), True))
+        self.lines.append(Line(step, thread, "sweep", ["without checkmark, sweep would free ", lost,
+                                                       " while it is still reachable: the next load through "
+                                                       "it is a use after free"]))
+
+    def _path_parts(self, chain, root) -> list:
+        first = chain[0]
+        head = [root, " -> ", first] if first is not None else [root]
+        rest = []
+        for k in range(1, len(self.path)):
+            how = self.path[k][1]
+            m = re.match(r"field \+(\d+)", how)
+            f = f".f{int(m.group(1)) // 8}" if m else f" ({how})"
+            rest += [f, " -> ", chain[k] if chain[k] is not None else f"{self.path[k][0]:#x}"]
+        return head + rest
+
+    def _finish(self, lost, chain, root, start) -> Story:
+        used = sorted({p.serial for ln in self.lines for p in ln.parts if isinstance(p, _Obj)})
+        names = {s: _name(k) for k, s in enumerate(used)}
+
+        def name(o: _Obj) -> str:
+            return names.get(o.serial, "?")
+        cycle = self.facts[start].f.get("n") if start >= 0 else None
+        path_text = "".join(name(p) if isinstance(p, _Obj) else p for p in self._path_parts(chain, root))
+        gc = self.rt.gc
+        return Story(lost=name(lost) if lost else hex(self.lost_addr), address=self.lost_addr, root=root,
+                     path=[name(o) if o is not None else "?" for o in chain], path_text=path_text,
+                     cycle=cycle, barrier=gc.barrier_kind, stack_scan=gc.stack_scan,
+                     lines=[{"step": ln.step, "thread": ln.thread, "kind": ln.kind, "key": ln.key,
+                             "text": ln.text(name)} for ln in self.lines],
+                     names={names[s]: self.heap.describe(_Obj(s)) for s in used})
+
+
+def _root_slot(how: str):
+    """("P1", 1) for "P1 stack slot 1", else None."""
+    m = re.match(r"(\S+) stack slot (\d+)$", how)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def _join(items: list[list]) -> list:
+    out: list = []
+    for k, it in enumerate(items):
+        if k:
+            out.append(" and " if k == len(items) - 1 else ", ")
+        out += it
+    return out
+
+
+def _name(k: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA, ..."""
+    s = ""
+    k += 1
+    while k:
+        k, r = divmod(k - 1, 26)
+        s = chr(65 + r) + s
+    return s
