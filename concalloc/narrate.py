@@ -89,6 +89,16 @@ class _CollectorMemory:
         self.mem.store(addr, value)
 
 
+def _born_black(mheap, x: int) -> bool:
+    """x was allocated black: during mark, from a span cached during mark, in a
+    slot the last sweep found free (greyobject's test).  An allocation that
+    waited in an assist across a cycle's end returns a slot taken earlier."""
+    if not mheap.gcphase:
+        return False
+    _, s, idx = mheap.findObject(x)
+    return s is not None and 0 <= s.markFrom <= idx and not s.isAllocBitSet(idx)
+
+
 class Narrator:
     """Records a controlled run's facts for a story.  Attach before rt.run()."""
 
@@ -129,7 +139,7 @@ class Narrator:
         def narrated_alloc(size, typ=None):
             x = alloc(size, typ)
             self.add("alloc", addr=x, size=size, type=typ.name if typ is not None else None,
-                     black=mheap.gcphase != 0)
+                     black=_born_black(mheap, x))
             return x
 
         def set_slot(i, addr):
@@ -295,6 +305,17 @@ def lost_path(violation) -> list[tuple[int, str]]:
     return out
 
 
+def lost_identity(narr: Narrator, violation) -> tuple[str, int] | None:
+    """The lost object as (allocating thread, its n-th allocation): the same
+    object across schedules, where its address may differ."""
+    addr = lost_path(violation)[-1][0]
+    o = _Heap(narr.rt, narr.facts).obj(addr, len(narr.facts))
+    if o is None:
+        return None
+    x = narr.facts[o.serial]
+    return x.thread, sum(1 for y in narr.facts[:o.serial + 1] if y.kind == "alloc" and y.thread == x.thread)
+
+
 def tell(narr: Narrator, violation) -> Story:
     """The story of the object a checkmark violation reports lost."""
     return _Teller(narr, violation).story()
@@ -337,9 +358,17 @@ class _Teller:
     def _at_mark_start(self, mark: int, lost, chain, root) -> None:
         """Where the lost object was when mark began: the words and slots that held it."""
         x = self.facts[mark]
-        holders = self._holders(self.lost_addr, mark)
-        parts = ["mark begins (sweep termination, world stopped); ", lost, " is referenced by "]
-        parts += _join(holders) if holders else ["nothing but locals"]
+        holders, self.slots = self._holders(self.lost_addr, mark)
+        parts = ["mark begins (sweep termination, world stopped); ", lost]
+        born = next((y for y in self.facts[mark:] if y.kind == "alloc" and _Obj(self.facts.index(y)) == lost), None)
+        if holders:
+            parts += [" is referenced by "] + _join(holders)
+        elif born is not None and born.f["black"]:
+            parts += [" is not allocated yet"]
+        elif born is not None:
+            parts += [f" is in {born.thread}'s mallocgc, which took its slot before the cycle began"]
+        else:
+            parts += [" is referenced by no heap word or stack slot (a local or register only)"]
         self.lines.append(Line(x.step, x.thread, "mark_start", parts))
 
     def _holders(self, addr: int, upto: int) -> list:
@@ -359,7 +388,7 @@ class _Teller:
             if v == addr:
                 out.append(self._where(a, upto))
         out += [[f"{t} stack slot {i}"] for (t, i), v in slots.items() if v == addr]
-        return out
+        return out, slots
 
     def _where(self, addr: int, at: int) -> list:
         o, w = self.heap.place(addr, at)
@@ -403,6 +432,8 @@ class _Teller:
                                        + self._where(f["addr"], i)))
             elif k == "slot" and (L in (f["value"], f["old"]) or (x.thread, f["i"]) == root_slot):
                 self.lines.append(self._slot_line(x, i, lost))
+            elif k == "slot":
+                self.slots[(x.thread, f["i"])] = f["value"]
             elif k == "gc_scanstack_start":
                 self.lines.append(self._scanstack_line(x, i))
             elif k == "scan_load":
@@ -473,6 +504,8 @@ class _Teller:
     def _slot_line(self, x: Fact, i: int, lost) -> Line:
         f = x.f
         L = self.lost_addr
+        self.slots[(x.thread, f["i"])] = f["value"]
+        last = not any(v == L for (t, _), v in self.slots.items() if t == x.thread)
         scanned = "already scanned" if f["scanned"] else "not yet scanned"
         where = f" stack slot {f['i']} ({x.thread}'s stack {scanned})"
         key = False
@@ -484,7 +517,7 @@ class _Teller:
         else:
             parts = ["clears" + where] + ([", dropping ", lost] if f["old"] == L else [])
         if f["old"] == L:
-            key = not f["scanned"]
+            key = not f["scanned"] and last
             parts += [": no barrier on stack writes"]
         return Line(x.step, x.thread, "slot", parts, key)
 
