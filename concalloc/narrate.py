@@ -200,6 +200,7 @@ class Line:
     kind: str
     parts: list          # str pieces and _Obj tokens, joined once names are known
     key: bool = False    # a line the loss turns on (the unshaded pointer, the scan that missed it)
+    at: int = -1         # the index of the fact it tells
 
     def text(self, name) -> str:
         return "".join(name(p) if isinstance(p, _Obj) else p for p in self.parts)
@@ -316,13 +317,16 @@ def lost_identity(narr: Narrator, violation) -> tuple[str, int] | None:
     return x.thread, sum(1 for y in narr.facts[:o.serial + 1] if y.kind == "alloc" and y.thread == x.thread)
 
 
-def tell(narr: Narrator, violation) -> Story:
-    """The story of the object a checkmark violation reports lost."""
-    return _Teller(narr, violation).story()
+def tell(narr: Narrator, violation, full: bool = False) -> Story:
+    """The story of the object a checkmark violation reports lost: from the
+    last time its final parent was scanned or given it (full: from mark's
+    start), with repeated lines folded."""
+    return _Teller(narr, violation, full).story()
 
 
 class _Teller:
-    def __init__(self, narr: Narrator, violation):
+    def __init__(self, narr: Narrator, violation, full: bool = False):
+        self.full = full
         self.narr = narr
         self.rt = narr.rt
         self.facts = narr.facts
@@ -352,6 +356,8 @@ class _Teller:
         self.focus = {o for o in chain if o is not None}
         self._at_mark_start(mark, lost, chain, root)
         self._window(mark, lost, chain)
+        if not self.full:
+            self._focus_on_the_end(mark, lost, chain)
         self._termination(lost, chain, root)
         return self._finish(lost, chain, root, start)
 
@@ -410,10 +416,14 @@ class _Teller:
         edges = self._edges()
         root_slot = _root_slot(self.path[0][1])
         held = set()           # fields that held the lost object during the window (addresses)
+        tagged, prev = len(self.lines), mark
         scanned_objs: set = set()
         last_wb: dict[str, Fact] = {}
         i = mark + 1
         while i < self.end:
+            for ln in self.lines[tagged:]:
+                ln.at = prev
+            tagged, prev = len(self.lines), i
             x = self.facts[i]
             k, f = x.kind, x.f
             if k == "wb":
@@ -451,15 +461,51 @@ class _Teller:
                 self.lines.append(Line(x.step, x.thread, "marktermination",
                                        ["mark termination (world stopped)"]))
             i += 1
+        for ln in self.lines[tagged:]:
+            ln.at = prev
 
     def _edges(self) -> set:
-        """The addresses of the words on the lost object's path (parent field -> child)."""
-        out = set()
-        for k in range(1, len(self.path)):
-            m = re.match(r"field \+(\d+)", self.path[k][1])
-            if m:
-                out.add(self.path[k - 1][0] + int(m.group(1)))
-        return out
+        """The address of the last word on the lost object's path (its parent's field)."""
+        m = re.match(r"field \+(\d+)", self.path[-1][1]) if len(self.path) > 1 else None
+        return {self.path[-2][0] + int(m.group(1))} if m else set()
+
+    def _focus_on_the_end(self, mark: int, lost, chain) -> None:
+        """Keep what the loss turns on: the lines from the moment the lost
+        object's final parent was scanned (or born black), or was given the
+        lost object for the last time, whichever came first; before it only
+        the stack scans.  A line left out is summed up by where the lost
+        object was at that moment; runs of one thread's same line are folded."""
+        start = self._decisive(mark, chain)
+        if start > mark + 1:
+            kept = [ln for ln in self.lines if ln.at >= start or ln.kind in ("mark_start", "scanstack")]
+            dropped = len(self.lines) - len(kept)
+            if dropped:
+                x = self.facts[start]
+                holders, _ = self._holders(self.lost_addr, start)
+                parts = [f"({dropped} earlier lines left out; --full shows them) ", lost]
+                parts += [" is referenced by "] + _join(holders) if holders else [" is in no heap word or stack slot"]
+                at = next(k for k, ln in enumerate(kept) if ln.at >= start) if any(ln.at >= start for ln in kept) \
+                    else len(kept)
+                kept.insert(at, Line(x.step, x.thread, "summary", parts, at=start))
+            self.lines = kept
+        self.lines = _fold(self.lines)
+
+    def _decisive(self, mark: int, chain) -> int:
+        """The fact index the focused story starts at (see _focus_on_the_end)."""
+        if len(chain) < 2 or chain[-2] is None:
+            return mark
+        parent = chain[-2]
+        p = self.facts[parent.serial]
+        lo, hi = p.f["addr"], p.f["addr"] + p.f["size"]
+        edge = self.path[-2][0] + int(re.match(r"field \+(\d+)", self.path[-1][1]).group(1)) \
+            if re.match(r"field \+(\d+)", self.path[-1][1]) else None
+        marks = [i for i in range(mark + 1, self.end)
+                 if (self.facts[i].kind == "scan_load" and lo <= self.facts[i].f["addr"] < hi)
+                 or (i == parent.serial and self.facts[i].f["black"])]
+        stores = [i for i in range(mark + 1, self.end) if self.facts[i].kind == "store"
+                  and self.facts[i].f["addr"] == edge and self.facts[i].f["value"] == self.lost_addr]
+        candidates = marks[:1] + stores[-1:]
+        return min(candidates) if candidates else mark
 
     def _held_in(self, o, held: set) -> bool:
         x = self.facts[o.serial]
@@ -618,6 +664,23 @@ def _root_slot(how: str):
     """("P1", 1) for "P1 stack slot 1", else None."""
     m = re.match(r"(\S+) stack slot (\d+)$", how)
     return (m.group(1), int(m.group(2))) if m else None
+
+
+def _fold(lines: list[Line]) -> list[Line]:
+    """Fold a run of one thread's identical lines into the first, "(n times)"."""
+    out: list[Line] = []
+    counts: list[int] = []
+    for ln in lines:
+        prev = out[-1] if out else None
+        if prev is not None and (ln.thread, ln.kind, ln.parts) == (prev.thread, prev.kind, prev.parts):
+            counts[-1] += 1
+            continue
+        out.append(ln)
+        counts.append(1)
+    for ln, n in zip(out, counts):
+        if n > 1:
+            ln.parts = ln.parts + [f" ({n} times)"]
+    return out
 
 
 def _join(items: list[list]) -> list:
