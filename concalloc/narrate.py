@@ -428,7 +428,7 @@ class _Teller:
             k, f = x.kind, x.f
             if k == "wb":
                 last_wb[x.thread] = x
-            elif k == "alloc" and _Obj(i) in self.focus:
+            elif k == "alloc" and (_Obj(i) == lost or (len(chain) > 1 and _Obj(i) == chain[-2])):
                 self.lines.append(Line(x.step, x.thread, "alloc", ["allocates ", _Obj(i)]
                                        + ([" during mark: it is born black"] if f["black"] else [])))
             elif k == "store" and (L in (f["value"], f["old"]) or f["addr"] in edges):
@@ -440,7 +440,8 @@ class _Teller:
             elif k == "load" and f["value"] == L:
                 self.lines.append(Line(x.step, x.thread, "load", ["loads ", lost, " from "]
                                        + self._where(f["addr"], i)))
-            elif k == "slot" and (L in (f["value"], f["old"]) or (x.thread, f["i"]) == root_slot):
+            elif k == "slot" and (L in (f["value"], f["old"])
+                                  or ((x.thread, f["i"]) == root_slot and f["value"] == self.path[0][0])):
                 self.lines.append(self._slot_line(x, i, lost))
             elif k == "slot":
                 self.slots[(x.thread, f["i"])] = f["value"]
