@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 
 from .config import Config, ConfigError
-from .narrate import Narrator, Story, lost_identity, tell
+from .narrate import Narrator, Story, aftermath, lost_identity, tell
 from .runconfig import read_schedule, replay_config, write_schedule
 from .runresult import EXIT_INTERNAL, EXIT_OK, EXIT_VIOLATION
 from .runtime import Runtime
@@ -51,6 +51,7 @@ class Explanation:
     schedule_file: str
     replay_hashes: list            # event_log_hash of each replay of schedule_file
     replay_exits: list
+    after: list | None = None      # aftermath lines: the same run going on without checkmark
 
     @property
     def replays_exactly(self) -> bool:
@@ -125,7 +126,8 @@ def explain(cfg: Config, cache: bool = True, *, save_cfg: Config | None = None, 
         write_schedule(schedule_file, rt.sched, save_cfg, cache)
         told = Attempt(res.exit_code, res.violations[0]["invariant"] if res.violations else None, rt.sched.steps,
                        strategy.preemptions, strategy.switches, dict(strategy.taken), res.event_log_hash,
-                       order=dict(strategy.order))
+                       rt.sched.schedule(), order=dict(strategy.order))
+    after = _aftermath(cfg, cache, told, story) if story is not None else None
     hashes, exits = [], []
     for _ in range(replays):
         rcfg, rcache = replay_config(schedule_file, Config(), set(), None)
@@ -133,7 +135,25 @@ def explain(cfg: Config, cache: bool = True, *, save_cfg: Config | None = None, 
             r = rt.run()
             hashes.append(r.event_log_hash)
             exits.append(r.exit_code)
-    return Explanation(cfg, original, told, shrunk, story, violation, schedule_file, hashes, exits)
+    return Explanation(cfg, original, told, shrunk, story, violation, schedule_file, hashes, exits, after)
+
+
+AFTER_STEPS = 20_000        # the aftermath run stops this many steps after the loss at most
+
+
+def _aftermath(cfg: Config, cache: bool, told: Attempt, story: Story) -> list:
+    """The explained run again with checkmark off (it takes no decision, so the
+    run is the same up to the loss) going on with the default choice: what
+    became of the lost object."""
+    after_cfg = cfg.replace(gccheckmark=False, max_steps=told.steps + AFTER_STEPS)
+    with Runtime(after_cfg, cache=cache) as rt:
+        rt.sched.strategy = ChoiceStrategy(told.choices)
+        narr = Narrator(rt, watch=(story.address, story.size))
+        res = rt.run()
+        if rt.sched.schedule()[:told.steps] != told.schedule:
+            return [{"step": told.steps, "thread": "run", "kind": "diverged",
+                     "text": "without checkmark the run takes other decisions: no aftermath to tell"}]
+        return aftermath(narr, story, told.steps, res)
 
 
 def text(e: Explanation) -> str:
@@ -143,6 +163,10 @@ def text(e: Explanation) -> str:
                 f"(explain turns checkmark on; try more seeds, e.g. concalloc barrier-matrix)")
     if e.story is not None:
         out.append(e.story.text())
+        if e.after:
+            out.append("without checkmark the same run goes on (then each thread runs until it blocks):")
+            width = max(len(ln["thread"]) for ln in e.after)
+            out += [f"  step {ln['step']:>5}  {ln['thread']:<{width}}  {ln['text']}" for ln in e.after]
     else:
         out.append(f"the run ends with {e.final.invariant or 'an error'} (no story: only lost objects "
                    f"that checkmark finds are narrated)")

@@ -32,6 +32,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .gc.barrier import _SHADES
+from .mspan import MSPAN_IN_USE
 
 _current = threading.current_thread
 
@@ -58,14 +59,20 @@ class _MutatorMemory:
         self.mem, self.narr, self.m = mem, narr, m
 
     def load(self, addr: int) -> int:
+        narr = self.narr
+        if narr.watch_lo <= addr < narr.watch_hi:
+            narr.add("touch", addr=addr, op="loads", state=narr.watched_state())
         v = self.mem.load(addr)
-        self.narr.add("load", addr=addr, value=v, scanned=self.m.p.gcscandone)
+        narr.add("load", addr=addr, value=v, scanned=self.m.p.gcscandone)
         return v
 
     def store(self, addr: int, value: int) -> None:
+        narr = self.narr
+        if narr.watch_lo <= addr < narr.watch_hi:
+            narr.add("touch", addr=addr, op="stores into", state=narr.watched_state())
         old = self.mem.load(addr)
         self.mem.store(addr, value)
-        self.narr.add("store", addr=addr, old=old, value=value, scanned=self.m.p.gcscandone)
+        narr.add("store", addr=addr, old=old, value=value, scanned=self.m.p.gcscandone)
 
 
 class _CollectorMemory:
@@ -102,13 +109,30 @@ def _born_black(mheap, x: int) -> bool:
 class Narrator:
     """Records a controlled run's facts for a story.  Attach before rt.run()."""
 
-    def __init__(self, rt):
+    def __init__(self, rt, watch: tuple[int, int] | None = None):
         self.rt = rt
         self.facts: list[Fact] = []     # appended by whichever managed thread runs (one at a time)
+        # watch = (address, size): mutator accesses to that object's memory are
+        # recorded with its state then (see watched_state); aftermath() uses it
+        self.watch_lo, self.watch_hi = (watch[0], watch[0] + watch[1]) if watch else (0, 0)
         self.in_barrier: set[str] = set()   # threads inside a write barrier call
         self.scanning = True            # False once checkmark starts re-marking
         self._sched = rt.sched
         self._attach(rt)
+
+    def watched_state(self) -> str:
+        """The watched object's slot now: "live" (allocated, or not yet swept),
+        "free" (swept and free) or "reused" (swept, then allocated again)."""
+        h = self.rt.heap.mheap
+        s = h.spanOf(self.watch_lo)
+        if s is None or s.state != MSPAN_IN_USE:
+            return "free"
+        if s.sweepgen not in (h.sweepgen, h.sweepgen + 3):
+            return "live"           # not swept since it was marked (or not)
+        idx = (self.watch_lo - s.startAddr) // s.elemsize
+        if s.isAllocBitSet(idx):
+            return "live"
+        return "reused" if idx < s.freeindex else "free"
 
     def add(self, kind: str, **f) -> None:
         self.facts.append(Fact(self._sched.steps, _current().name, kind, f))
@@ -215,6 +239,7 @@ class _Obj:
 class Story:
     lost: str                      # the lost object's name
     address: int
+    size: int                      # its allocation's bytes
     root: str                      # "P1 stack slot 1"
     path: list[str]                # names from the root's object to the lost one
     path_text: str                 # "P1 stack slot 1 -> A.f0 -> B"
@@ -235,7 +260,8 @@ class Story:
         return "\n".join(out)
 
     def to_json(self) -> dict:
-        return {"lost": self.lost, "address": hex(self.address), "root": self.root, "path": self.path,
+        return {"lost": self.lost, "address": hex(self.address), "size": self.size, "root": self.root,
+                "path": self.path,
                 "path_text": self.path_text, "cycle": self.cycle, "barrier": self.barrier,
                 "stack_scan": self.stack_scan, "lines": self.lines, "names": self.names}
 
@@ -653,12 +679,54 @@ class _Teller:
         cycle = self.facts[start].f.get("n") if start >= 0 else None
         path_text = "".join(name(p) if isinstance(p, _Obj) else p for p in self._path_parts(chain, root))
         gc = self.rt.gc
-        return Story(lost=name(lost) if lost else hex(self.lost_addr), address=self.lost_addr, root=root,
+        size = self.facts[lost.serial].f["size"] if lost is not None else 8
+        return Story(lost=name(lost) if lost else hex(self.lost_addr), address=self.lost_addr, size=size, root=root,
                      path=[name(o) if o is not None else "?" for o in chain], path_text=path_text,
                      cycle=cycle, barrier=gc.barrier_kind, stack_scan=gc.stack_scan,
                      lines=[{"step": ln.step, "thread": ln.thread, "kind": ln.kind, "key": ln.key,
                              "text": ln.text(name)} for ln in self.lines],
                      names={names[s]: self.heap.describe(_Obj(s)) for s in used})
+
+
+def aftermath(narr: Narrator, story: Story, after_step: int, res) -> list[dict]:
+    """What a run that goes on past the loss (checkmark off, watch set on the
+    lost object) did with it: the cycle's end, the first allocation that
+    reuses its memory, the first access to it once it was freed, and how the
+    run ended."""
+    lo, hi = story.address, story.address + story.size
+    lost = story.lost
+    out = []
+    cycle_end = None
+    for x in narr.facts:
+        if x.step < after_step:
+            continue
+        f = x.f
+        if x.kind == "gc_done" and cycle_end is None:
+            cycle_end = x
+            out.append({"step": x.step, "thread": x.thread, "kind": "cycle_end",
+                        "text": f"cycle {f.get('n')} ends without {lost}'s mark: sweep frees it"})
+        elif x.kind == "alloc" and lo <= f["addr"] < hi and cycle_end is not None:
+            out.append({"step": x.step, "thread": x.thread, "kind": "reuse",
+                        "text": f"allocates a new object in {lost}'s memory ({f['addr']:#x})"})
+        elif x.kind == "touch" and f["state"] != "live":
+            field = (f["addr"] - lo) // 8
+            what = "freed" if f["state"] == "free" else "freed and allocated again"
+            out.append({"step": x.step, "thread": x.thread, "kind": "use_after_free",
+                        "text": f"{f['op']} {lost}.f{field} through a pointer it still holds: {lost} was "
+                                f"{what}, a use after free"})
+            break
+    if res.violations:
+        v = res.violations[0]
+        first = v["message"].splitlines()[0]
+        out.append({"step": narr.facts[-1].step if narr.facts else 0, "thread": v.get("thread") or "?",
+                    "kind": "end", "text": f"the run ends: {v['invariant']}: {first}"})
+    elif res.error is not None:
+        out.append({"step": narr.facts[-1].step if narr.facts else 0, "thread": "run", "kind": "end",
+                    "text": f"the run ends with {type(res.error).__name__}"})
+    elif not any(ln["kind"] == "use_after_free" for ln in out):
+        out.append({"step": narr.facts[-1].step if narr.facts else 0, "thread": "run", "kind": "end",
+                    "text": f"the run ends cleanly: nothing touched {lost} again before it ended"})
+    return out
 
 
 def _root_slot(how: str):

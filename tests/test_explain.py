@@ -66,3 +66,20 @@ def test_cli_text_and_a_clean_run(capsys, tmp_path):
 def test_cli_refuses_a_free_run(capsys):
     code, out, err = cli(capsys, "explain", "--scheduler", "os", "--steps", "10")
     assert code == 2 and "explain needs a controlled run" in err
+
+
+def test_aftermath_shows_the_free_and_the_use_after_free(tmp_path):
+    """Without checkmark the same run goes on: sweep frees the lost object, its
+    memory is allocated again, and a mutator that still holds it reads it."""
+    import os
+    mover = Config(procs=2, workload=os.path.join(os.path.dirname(__file__), "..", "examples", "lost_object.py"),
+                   steps=1000, scheduler="random", seed=5, reserve_bytes=1 << 30, gogc=5, barrier="none",
+                   lock_stats=False)
+    e = explain(mover, schedule_file=str(tmp_path / "s.json"))
+    assert e.story is not None and e.after
+    kinds = [ln["kind"] for ln in e.after]
+    assert kinds[0] == "cycle_end" and "use_after_free" in kinds
+    uaf = next(ln for ln in e.after if ln["kind"] == "use_after_free")
+    assert uaf["text"].startswith(f"loads {e.story.lost}.f") and "use after free" in uaf["text"]
+    assert uaf["step"] > e.final.steps
+    assert e.after[-1]["kind"] == "end" and "lost_object.value" in e.after[-1]["text"]
