@@ -8,7 +8,7 @@ import json
 import shlex
 
 from cli_helpers import cli
-from concalloc.barriermatrix import cell_config
+from concalloc.barriermatrix import Cell, cell_config
 from concalloc.config import Config
 from concalloc.explain import explain
 from concalloc.runconfig import replay_command, replay_config
@@ -41,10 +41,11 @@ def test_shrunk_schedule_is_smaller_still_loses_and_replays_exactly(tmp_path):
 
 
 def test_cli_explains_a_barrier_matrix_replay_command(capsys, tmp_path):
-    argv = shlex.split(replay_command(YUASA12))[1:]
-    assert argv[0] == "run"
+    cell = Cell("yuasa", "concurrent", replay=replay_command(YUASA12))
+    argv = shlex.split(cell.explain)[1:]
+    assert argv[0] == "explain" and argv[-1] == "--shrink"
     path = str(tmp_path / "s.json")
-    code, out, err = cli(capsys, "explain", *argv[1:], "--save-schedule", path, "--json")
+    code, out, err = cli(capsys, *argv[:-1], "--save-schedule", path, "--json")
     assert code == 1, err
     doc = json.loads(out)
     assert doc["format"] == "concalloc-explain" and doc["lost"] and doc["replays_exactly"]
