@@ -99,7 +99,8 @@ def explain(cfg: Config, cache: bool = True, *, save_cfg: Config | None = None, 
     if cfg.scheduler not in ("random", "pct", "sticky-random", "replay"):
         raise ConfigError("scheduler", "explain needs a controlled run (--scheduler random, pct, "
                                        "sticky-random, or --replay FILE)")
-    cfg = cfg.replace(gccheckmark=True)
+    wanted = cfg.replace(gccheckmark=True)                 # with the user's --trace, --plot, --gctrace
+    cfg = wanted.replace(trace=None, plot=None, gctrace=False)    # every other run observes nothing
     save_cfg = (save_cfg or cfg).replace(gccheckmark=True)
     original = attempt(cfg, cache, None, _identifying)
     final, shrunk = original, None
@@ -116,7 +117,7 @@ def explain(cfg: Config, cache: bool = True, *, save_cfg: Config | None = None, 
                         _identifying if same_object else None)
         final = shrunk.best
     # The run explained, once more, narrated; its decisions become the schedule file.
-    capped = cfg.replace(max_steps=max(final.steps, 1))
+    capped = wanted.replace(max_steps=max(final.steps, 1))
     with Runtime(capped, cache=cache) as rt:
         strategy = ChoiceStrategy(final.choices)
         rt.sched.strategy = strategy
