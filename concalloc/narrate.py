@@ -549,11 +549,7 @@ class _Teller:
             parts += [": no write barrier"]
             key = L in (f["value"], f["old"])
         else:
-            shaded = [v for v in wb.f["shaded"] if v]
-            parts += [f": {wb.f['barrier']} shades "]
-            parts += _join([self._val(v, i) for v in shaded]) if shaded else ["nothing"]
-            if wb.f["barrier"] == "hybrid-cond" and wb.f["scanned"]:
-                parts += [f" ({x.thread}'s stack is already scanned)"]
+            parts += [": "] + self._shades(wb, i, x.thread)
             if L in (f["value"], f["old"]) and L not in wb.f["shaded"]:
                 parts += ["; ", lost, " is not shaded"]
                 key = True
@@ -565,6 +561,17 @@ class _Teller:
                 parts += [" (", o, " is already black)"]
                 key = True
         return Line(x.step, x.thread, "store", parts, key)
+
+    def _shades(self, wb: Fact, i: int, thread: str) -> list:
+        """What the barrier shaded, in its own terms: "yuasa shades only the old value nil"."""
+        kind, old, new = wb.f["barrier"], wb.f["old"], wb.f["value"]
+        both = len(wb.f["shaded"]) == 2
+        if kind == "dijkstra":
+            return ["dijkstra shades only the new pointer "] + self._val(new, i)
+        if not both:
+            out = [f"{kind} shades only the old value "] + self._val(old, i)
+            return out + ([f" ({thread}'s stack is already scanned)"] if kind == "hybrid-cond" else [])
+        return [f"{kind} shades the old value "] + self._val(old, i) + [" and the new pointer "] + self._val(new, i)
 
     def _is_black(self, o, upto: int) -> bool:
         """o was scanned by a marker before fact upto."""
