@@ -376,6 +376,7 @@ class _Teller:
         start = self._last("gc_start")
         mark = next((i for i in range(max(start, 0), self.end)
                      if self.facts[i].kind == "gc_phase" and self.facts[i].f["phase"] == "mark"), max(start, 0))
+        self.mark = mark
         lost = self.heap.obj(self.lost_addr, self.end)
         chain = [self.heap.obj(a, self.end) for a, _ in self.path]
         root = self.path[0][1]
@@ -403,8 +404,9 @@ class _Teller:
             parts += [" is referenced by no heap word or stack slot (a local or register only)"]
         self.lines.append(Line(x.step, x.thread, "mark_start", parts))
 
-    def _holders(self, addr: int, upto: int) -> list:
-        """The pointer words and stack slots that hold addr after facts[:upto]."""
+    def _holders(self, addr: int, upto: int, colour: bool = False) -> list:
+        """The pointer words and stack slots that hold addr after facts[:upto]
+        (colour: with whether each holder is black by then)."""
         words: dict[int, int] = {}
         slots: dict[tuple, int] = {}
         for x in self.facts[:upto]:
@@ -418,9 +420,18 @@ class _Teller:
         out = []
         for a, v in words.items():
             if v == addr:
-                out.append(self._where(a, upto))
-        out += [[f"{t} stack slot {i}"] for (t, i), v in slots.items() if v == addr]
+                where = self._where(a, upto)
+                if colour and isinstance(where[0], _Obj):
+                    where += [" (", where[0], " is black)" if self._is_black(where[0], upto) else " is not yet scanned)"]
+                out.append(where)
+        for (t, i), v in slots.items():
+            if v == addr:
+                state = "already scanned" if self._stack_scanned(t, upto) else "not yet scanned"
+                out.append([f"{t} stack slot {i}"] + ([f" ({t}'s stack {state})"] if colour else []))
         return out, slots
+
+    def _stack_scanned(self, p: str, upto: int) -> bool:
+        return any(x.kind == "gc_scanstack_start" and x.f["p"] == p for x in self.facts[self.mark:upto])
 
     def _where(self, addr: int, at: int) -> list:
         o, w = self.heap.place(addr, at)
@@ -508,7 +519,7 @@ class _Teller:
             dropped = len(self.lines) - len(kept)
             if dropped:
                 x = self.facts[start]
-                holders, _ = self._holders(self.lost_addr, start)
+                holders, _ = self._holders(self.lost_addr, start, colour=True)
                 parts = [f"({dropped} earlier lines left out; --full shows them) ", lost]
                 parts += [" is referenced by "] + _join(holders) if holders else [" is in no heap word or stack slot"]
                 at = next(k for k, ln in enumerate(kept) if ln.at >= start) if any(ln.at >= start for ln in kept) \
@@ -574,12 +585,13 @@ class _Teller:
         return [f"{kind} shades the old value "] + self._val(old, i) + [" and the new pointer "] + self._val(new, i)
 
     def _is_black(self, o, upto: int) -> bool:
-        """o was scanned by a marker before fact upto."""
+        """o is black in this cycle by fact upto: born black, or scanned by a marker."""
         x = self.facts[o.serial]
+        if x.f["black"] and o.serial >= self.mark:
+            return True         # allocated during this mark
         lo, hi = x.f["addr"], x.f["addr"] + x.f["size"]
-        if x.f["black"]:
-            return True         # allocated during mark
-        return any(y.kind == "scan_load" and lo <= y.f["addr"] < hi for y in self.facts[o.serial:upto])
+        return any(y.kind == "scan_load" and lo <= y.f["addr"] < hi
+                   for y in self.facts[max(o.serial, self.mark):upto])
 
     def _slot_line(self, x: Fact, i: int, lost) -> Line:
         f = x.f
@@ -677,9 +689,23 @@ class _Teller:
             rest += [f, " -> ", chain[k] if chain[k] is not None else f"{self.path[k][0]:#x}"]
         return head + rest
 
+    def _workload_names(self, used: list[int]) -> dict[int, str]:
+        """The workload's own names (its OBJECT_NAMES: the setup's allocations
+        on P0, in order) for the objects the story mentions."""
+        given = list(getattr(self.rt.workload, "OBJECT_NAMES", ()) or ())
+        if not given:
+            return {}
+        first = self.rt.mutators[0].name if self.rt.mutators else "P0"
+        setup = [i for i, x in enumerate(self.facts) if x.kind == "alloc" and x.thread == first][:len(given)]
+        return {serial: name for serial, name in zip(setup, given) if serial in used}
+
     def _finish(self, lost, chain, root, start) -> Story:
         used = sorted({p.serial for ln in self.lines for p in ln.parts if isinstance(p, _Obj)})
-        names = {s: _name(k) for k, s in enumerate(used)}
+        names = self._workload_names(used)
+        letters = (n for n in map(_name, range(10_000)) if n not in names.values())
+        for s_ in used:
+            if s_ not in names:
+                names[s_] = next(letters)
 
         def name(o: _Obj) -> str:
             return names.get(o.serial, "?")

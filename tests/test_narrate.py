@@ -74,6 +74,7 @@ def test_mover_story_tells_the_classic_lost_object():
     assert res.exit_code == 1 and story is not None
     assert story.root == "global 0"
     lost = story.lost
+    assert lost == "B" and story.path[0] == "R"      # the workload's OBJECT_NAMES
     text = story.text()
     assert f"stores {lost} into" in text and "no write barrier" in text and "is already black" in text
     assert any(ln["kind"] == "blacken" and ln["key"] and f"never reaches {lost}" in ln["text"]
