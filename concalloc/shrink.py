@@ -10,10 +10,12 @@ every choice that keeps U != T while T could run is a preemption.
 ChoiceStrategy plays a set of choices, or (with `inner`) lets another
 strategy decide and records the choices that strategy made, so the run that
 failed under random, pct or replay becomes a set of choices that replays
-it exactly.  shrink() then delta-debugs that set (Zeller's ddmin): it drops
-halves, quarters, ... of the choices and keeps any subset whose run still
-fails the same way within the original run's steps (the step cap makes a
-run that would go on longer fail differently, so "steps" never grow).
+it exactly.  shrink() then delta-debugs that set: it drops groups of
+choices (a thread's, then runs of consecutive ones, long to short, as
+Zeller's ddmin and Hypothesis's shrinker do) and keeps any subset whose run
+still fails the same way within the original run's steps (the step cap
+makes a run that would go on longer fail differently, so steps never grow)
+with no more preemptions than the best so far.
 Keying a choice by (thread, its own decision count) rather than by global
 step keeps the other choices meaningful when one is dropped: a thread's
 k-th decision is the same program point whatever the others did.
