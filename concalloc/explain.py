@@ -71,13 +71,13 @@ class Explanation:
                 "replays_exactly": self.replays_exactly}
 
 
-def _narrating(rt):
+def _narrating(rt, full: bool = False):
     narr = Narrator(rt)
 
     def probe(res):
         err = res.error
         if getattr(err, "invariant", None) == NARRATABLE:
-            return tell(narr, err), lost_identity(narr, err), str(err)
+            return tell(narr, err, full), lost_identity(narr, err), str(err)
         return None, None, str(err) if res.violations else None
     return probe
 
@@ -93,7 +93,7 @@ def _identifying(rt):
 
 def explain(cfg: Config, cache: bool = True, *, save_cfg: Config | None = None, do_shrink: bool = False,
             schedule_file: str = DEFAULT_SCHEDULE, same_object: bool = False, max_runs: int = 400,
-            max_seconds: float = 120.0, replays: int = 2, progress=None) -> Explanation:
+            max_seconds: float = 120.0, replays: int = 2, full: bool = False, progress=None) -> Explanation:
     """Explain the run of cfg (a controlled scheduler or a replay), shrunk if asked.
     save_cfg is the configuration written into the schedule file (default cfg)."""
     if cfg.scheduler not in ("random", "pct", "sticky-random", "replay"):
@@ -121,7 +121,7 @@ def explain(cfg: Config, cache: bool = True, *, save_cfg: Config | None = None, 
     with Runtime(capped, cache=cache) as rt:
         strategy = ChoiceStrategy(final.choices)
         rt.sched.strategy = strategy
-        probe = _narrating(rt)
+        probe = _narrating(rt, full)
         res = rt.run()
         story, _, violation = probe(res)
         write_schedule(schedule_file, rt.sched, save_cfg, cache)
@@ -207,6 +207,8 @@ def register(sub) -> None:
                         "(default: off)")
     x.add_argument("--same-object", action="store_true",
                    help="--shrink keeps only schedules that lose the same object (default: any object)")
+    x.add_argument("--full", action="store_true",
+                   help="tell every line from the start of mark, not only from the decisive moment (default: off)")
     x.add_argument("--max-runs", type=int, default=400, help="--shrink: at most this many runs (default: 400)")
     x.add_argument("--budget", type=float, default=120.0, metavar="SECONDS",
                    help="--shrink: at most this long (default: 120)")
@@ -227,7 +229,7 @@ def _cmd_explain(args) -> int:
     say = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     e = explain(cfg, cache, save_cfg=save_cfg, do_shrink=args.shrink,
                 schedule_file=args.save_schedule or DEFAULT_SCHEDULE, same_object=args.same_object,
-                max_runs=args.max_runs, max_seconds=args.budget, progress=say)
+                max_runs=args.max_runs, max_seconds=args.budget, full=args.full, progress=say)
     if args.json:
         print(json.dumps(e.to_json()))
     else:

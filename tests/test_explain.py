@@ -84,3 +84,16 @@ def test_aftermath_shows_the_free_and_the_use_after_free(tmp_path):
     assert uaf["text"].startswith(f"loads {e.story.lost}.f") and "use after free" in uaf["text"]
     assert uaf["step"] > e.final.steps
     assert e.after[-1]["kind"] == "end" and "lost_object.value" in e.after[-1]["text"]
+
+
+def test_cli_full_tells_every_line(capsys, tmp_path):
+    import os
+    path = str(tmp_path / "s.json")
+    mover = os.path.join(os.path.dirname(__file__), "..", "examples", "lost_object.py")
+    argv = ["--workload", mover, "--procs", "2", "--steps", "1000", "--gogc", "5", "--barrier", "none",
+            "--scheduler", "random", "--seed", "5"]
+    code, out, _ = cli(capsys, "explain", *argv, "--save-schedule", path, "--json")
+    code2, out2, _ = cli(capsys, "explain", *argv, "--save-schedule", path, "--json", "--full")
+    short, full = json.loads(out)["story"]["lines"], json.loads(out2)["story"]["lines"]
+    assert code == code2 == 1 and len(full) > len(short)
+    assert not any(ln["kind"] == "summary" for ln in full)
