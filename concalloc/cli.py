@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--save-output", default=None, metavar="FILE", help="keep the Go output")
     k.add_argument("--json", action="store_true", help="print the meta and prices as JSON")
     k.set_defaults(func=_cmd_calibrate)
+    __import__("concalloc.advice", fromlist=["register"]).register(sub)
     __import__("concalloc.explain", fromlist=["register"]).register(sub)     # explain
     return p
 
