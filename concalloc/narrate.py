@@ -357,7 +357,6 @@ class _Teller:
         self.rt = narr.rt
         self.facts = narr.facts
         self.heap = _Heap(self.rt, self.facts)
-        self.v = violation
         self.path = lost_path(violation)
         self.end = len(self.facts)
         self.lost_addr = self.path[-1][0]
@@ -393,7 +392,7 @@ class _Teller:
         x = self.facts[mark]
         holders, self.slots = self._holders(self.lost_addr, mark)
         parts = ["mark begins (sweep termination, world stopped); ", lost]
-        born = next((y for y in self.facts[mark:] if y.kind == "alloc" and _Obj(self.facts.index(y)) == lost), None)
+        born = self.facts[lost.serial] if lost is not None and lost.serial > mark else None
         if holders:
             parts += [" is referenced by "] + _join(holders)
         elif born is not None and born.f["black"]:

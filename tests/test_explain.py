@@ -97,3 +97,11 @@ def test_cli_full_tells_every_line(capsys, tmp_path):
     short, full = json.loads(out)["story"]["lines"], json.loads(out2)["story"]["lines"]
     assert code == code2 == 1 and len(full) > len(short)
     assert not any(ln["kind"] == "summary" for ln in full)
+
+
+def test_same_object_keeps_the_lost_object(tmp_path):
+    e = explain(YUASA12, do_shrink=True, same_object=True, schedule_file=str(tmp_path / "s.json"),
+                max_runs=15, max_seconds=60)
+    thread, nth = e.original.lost
+    assert e.final.exit_code == 1 and e.final.preemptions <= e.original.preemptions
+    assert e.story.names[e.story.lost].endswith(f"({'graphnode'}, {thread}'s allocation {nth})")
