@@ -55,6 +55,8 @@ class Explanation:
 
     @property
     def replays_exactly(self) -> bool:
+        if not self.replay_hashes:
+            return False
         return (all(e == self.final.exit_code for e in self.replay_exits)
                 and len(set(self.replay_hashes)) == 1 and self.replay_hashes[0] == self.final.event_log_hash)
 
@@ -66,7 +68,8 @@ class Explanation:
                 "choices": [[t, k, u] for (t, k), u in sorted(self.final.choices.items())],
                 "shrink": None if self.shrunk is None else
                 {"runs": self.shrunk.runs, "seconds": self.shrunk.seconds, "complete": self.shrunk.complete},
-                "schedule_file": self.schedule_file, "replay": f"concalloc run --replay {self.schedule_file}",
+                "schedule_file": self.schedule_file or None,
+                "replay": f"concalloc run --replay {self.schedule_file}" if self.schedule_file else None,
                 "event_log_hash": self.final.event_log_hash, "replay_hashes": self.replay_hashes,
                 "replays_exactly": self.replays_exactly}
 
@@ -103,6 +106,8 @@ def explain(cfg: Config, cache: bool = True, *, save_cfg: Config | None = None, 
     cfg = wanted.replace(trace=None, plot=None, gctrace=False)    # every other run observes nothing
     save_cfg = (save_cfg or cfg).replace(gccheckmark=True)
     original = attempt(cfg, cache, None, _identifying)
+    if original.exit_code == EXIT_OK:         # nothing lost: nothing to tell, write or replay
+        return Explanation(cfg, original, original, None, None, None, "", [], [])
     final, shrunk = original, None
     if do_shrink and original.exit_code == EXIT_VIOLATION:
         want = original.lost
