@@ -12,17 +12,28 @@ scheduler's step.
 Zero cost when off: nothing in the runtime knows about narration.
 `Narrator(rt)` wraps, on that Runtime's own instances only, the mutators'
 memory and slot methods, the barrier installer, the collector's memory
-(`gc.mem`, through which the marker reads fields) and the event recorder's
-emit; each wrapper calls the original with the same arguments and takes no
-yield point, so a narrated run makes the same decisions and has the same
-event_log_hash as an unnarrated one (tests/test_narrate.py checks it).
+(`gc.mem`, through which the marker reads fields; loads the barrier itself
+makes are left out), `gc.global_words` (the first call at mark termination
+is checkmark's: its re-marking loads are no marker's) and the event
+recorder's emit; each wrapper calls the original with the same arguments
+and takes no yield point, so a narrated run makes the same decisions and
+has the same event_log_hash as an unnarrated one (tests/test_narrate.py
+checks it).  With `watch=(address, size)` it also records every mutator
+access to that object's memory with the object's state then (live, freed,
+allocated again): aftermath() tells what a run that goes on past a loss
+did with the lost object.
 
 `tell(narrator, violation)` turns the facts of a run that ended in
 "checkmark found unmarked object" into a Story: the lost object, the root
 that still reaches it, and the lines of its last cycle (who loaded or moved
 it, what each barrier shaded and failed to shade, when stacks and the
-objects on its path were scanned, mark termination).  Objects get short
-names, A, B, C... in allocation order among those the story mentions.
+objects on its path were scanned, mark termination).  Objects get the
+workload's names (its OBJECT_NAMES) or short ones, A, B, C... in allocation
+order among those the story mentions.
+
+Protection: `facts`, `in_barrier` and `scanning` are written only by the
+managed thread that holds the controlled scheduler's baton (one at a time),
+and read once the run is over.
 """
 
 from __future__ import annotations
