@@ -207,10 +207,16 @@ class Narrator:
         return narrated_wb
 
     def _global_words(self, words):
-        if self.rt.gc.phase == 2 and self.scanning:         # marktermination: only checkmark reads the globals now
+        """The globals' root job (during mark) reads them once, shading what it
+        read: a fact.  The first read at mark termination is checkmark's."""
+        phase = self.rt.gc.phase
+        vals = words()
+        if phase == 1:
+            self.add("scan_globals", values=list(vals))
+        elif phase == 2 and self.scanning:
             self.scanning = False
             self.add("checkmark")
-        return words()
+        return vals
 
     def _emit(self, emit, kind: str, f: dict) -> None:
         emit(kind, **f)
@@ -464,6 +470,7 @@ class _Teller:
         root_slot = _root_slot(self.path[0][1])
         held = set()           # fields that held the lost object during the window (addresses)
         tagged, prev = len(self.lines), mark
+        self.globals_scanned = False
         scanned_objs: set = set()
         last_wb: dict[str, Fact] = {}
         i = mark + 1
@@ -494,6 +501,9 @@ class _Teller:
                 self.slots[(x.thread, f["i"])] = f["value"]
             elif k == "gc_scanstack_start":
                 self.lines.append(self._scanstack_line(x, i))
+            elif k == "scan_globals":
+                self.globals_scanned = True
+                self.lines.append(self._globals_line(x, i))
             elif k == "scan_load":
                 j = self._scan_run(i)
                 o = self._scanned_object(i)
@@ -525,7 +535,8 @@ class _Teller:
         object was at that moment; runs of one thread's same line are folded."""
         start = self._decisive(mark, chain)
         if start > mark + 1:
-            kept = [ln for ln in self.lines if ln.at >= start or ln.kind in ("mark_start", "scanstack")]
+            kept = [ln for ln in self.lines
+                    if ln.at >= start or ln.kind in ("mark_start", "scanstack", "scan_globals")]
             dropped = len(self.lines) - len(kept)
             if dropped:
                 x = self.facts[start]
@@ -577,9 +588,12 @@ class _Teller:
             if wb.f["old"] != f["old"]:
                 parts += [" (the barrier read "] + self._val(wb.f["old"], i) + [", but the slot changed before the store)"]
         if f["value"] == L:
-            o, _ = self.heap.place(f["addr"], i)
+            o, where = self.heap.place(f["addr"], i)
             if o is not None and self._is_black(o, i):
                 parts += [" (", o, " is already black)"]
+                key = True
+            elif o is None and str(where).startswith("global") and self.globals_scanned:
+                parts += [" (the globals are already scanned)"]
                 key = True
         return Line(x.step, x.thread, "store", parts, key)
 
@@ -638,6 +652,18 @@ class _Teller:
         if root and root[0] == p and root[1] < len(slots) and slots[root[1]] and slots[root[1]] != L:
             parts += [f"; slot {root[1]} holds "] + self._val(slots[root[1]], i) + [": shaded"]
         return Line(x.step, x.thread, "scanstack", parts)
+
+    def _globals_line(self, x: Fact, i: int) -> Line:
+        L = self.lost_addr
+        vals = x.f["values"]
+        held = [f"global {j}" for j, v in enumerate(vals) if v == L]
+        parts = ["the marker scans the globals: "]
+        parts += [", ".join(held) + " holds ", self._val(L, i)[0], ": shaded"] if held \
+            else ["none holds ", self._val(L, i)[0]]
+        root = re.match(r"global (\d+)$", self.path[0][1])
+        if root and int(root.group(1)) < len(vals) and vals[int(root.group(1))] != L:
+            parts += [f"; {root.group(0)} holds "] + self._val(vals[int(root.group(1))], i)
+        return Line(x.step, x.thread, "scan_globals", parts)
 
     def _scan_run(self, i: int) -> int:
         """The end of the run of scan loads of one object by one thread starting at i."""
@@ -779,19 +805,30 @@ def _root_slot(how: str):
 
 
 def _fold(lines: list[Line]) -> list[Line]:
-    """Fold a run of one thread's identical lines into the first, "(n times)"."""
+    """Fold a run of one thread's identical lines into the first, "(n times)",
+    and a run of one thread's loads of the lost object into one line naming
+    each place it was loaded from."""
     out: list[Line] = []
-    counts: list[int] = []
+    runs: list[list[Line]] = []
     for ln in lines:
         prev = out[-1] if out else None
-        if prev is not None and (ln.thread, ln.kind, ln.parts) == (prev.thread, prev.kind, prev.parts):
-            counts[-1] += 1
+        same = prev is not None and ln.thread == prev.thread and ln.kind == prev.kind
+        if same and (ln.parts == prev.parts or ln.kind == "load"):
+            runs[-1].append(ln)
             continue
         out.append(ln)
-        counts.append(1)
-    for ln, n in zip(out, counts):
-        if n > 1:
-            ln.parts = ln.parts + [f" ({n} times)"]
+        runs.append([ln])
+    for ln, run in zip(out, runs):
+        if len(run) == 1:
+            continue
+        if all(r.parts == ln.parts for r in run):
+            ln.parts = ln.parts + [f" ({len(run)} times)"]
+            continue
+        wheres: list[list] = []
+        for r in run:
+            if r.parts[3:] not in wheres:
+                wheres.append(r.parts[3:])
+        ln.parts = ln.parts[:3] + _join(wheres) + [f" ({len(run)} loads)"]
     return out
 
 
