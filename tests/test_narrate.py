@@ -103,3 +103,21 @@ def test_narration_needs_a_controlled_run():
     with Runtime(Config(procs=1, steps=10, reserve_bytes=1 << 30)) as rt, \
             pytest.raises(ValueError, match="controlled"):
         Narrator(rt)
+
+
+def test_the_globals_scan_is_told_and_runs_of_loads_fold():
+    from concalloc.narrate import Line, _fold, _Obj
+    _, _, story, _, _ = run(MOVER, True)
+    scans = [ln for ln in story.lines if ln["kind"] == "scan_globals"]
+    assert scans and scans[0]["text"].startswith("the marker scans the globals: ")
+    assert "global 0 holds R" in scans[0]["text"]
+    b = _Obj(7)
+    loads = [Line(5, "P1", "load", ["loads ", b, " from ", "global 0"]),
+             Line(6, "P1", "load", ["loads ", b, " from ", "global 1"]),
+             Line(7, "P1", "load", ["loads ", b, " from ", "global 0"])]
+    same = [Line(8, "P0", "slot", ["clears stack slot 1"]), Line(9, "P0", "slot", ["clears stack slot 1"])]
+    folded = _fold(loads + same)
+    assert len(folded) == 2
+    name = lambda o: "B"   # noqa: E731
+    assert folded[0].text(name) == "loads B from global 0 and global 1 (3 loads)"
+    assert folded[1].text(name) == "clears stack slot 1 (2 times)"
