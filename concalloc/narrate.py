@@ -505,13 +505,10 @@ class _Teller:
                 self.globals_scanned = True
                 self.lines.append(self._globals_line(x, i))
             elif k == "scan_load":
-                j = self._scan_run(i)
                 o = self._scanned_object(i)
                 if o is not None and o not in scanned_objs and (o in self.focus or self._held_in(o, held)):
                     scanned_objs.add(o)
-                    self.lines.append(self._blacken_line(i, j, o, lost))
-                i = j
-                continue
+                    self.lines.append(self._blacken_line(self._scan_of(i), o, lost))
             elif k == "gc_mark_done":
                 self.lines.append(Line(x.step, x.thread, "mark_done",
                                        ["mark completion: the workers are idle, every buffer flushed"]))
@@ -609,13 +606,17 @@ class _Teller:
         return [f"{kind} shades the old value "] + self._val(old, i) + [" and the new pointer "] + self._val(new, i)
 
     def _is_black(self, o, upto: int) -> bool:
-        """o is black in this cycle by fact upto: born black, or scanned by a marker."""
+        """o is black in this cycle by fact upto: born black, or a marker's scan
+        of it finished (every field read) before then."""
         x = self.facts[o.serial]
         if x.f["black"] and o.serial >= self.mark:
             return True         # allocated during this mark
         lo, hi = x.f["addr"], x.f["addr"] + x.f["size"]
-        return any(y.kind == "scan_load" and lo <= y.f["addr"] < hi
-                   for y in self.facts[max(o.serial, self.mark):upto])
+        for j in range(max(o.serial, self.mark), upto):
+            y = self.facts[j]
+            if y.kind == "scan_load" and lo <= y.f["addr"] < hi:
+                return self._scan_of(j)[-1] < upto
+        return False
 
     def _slot_line(self, x: Fact, i: int, lost) -> Line:
         f = x.f
@@ -665,40 +666,43 @@ class _Teller:
             parts += [f"; {root.group(0)} holds "] + self._val(vals[int(root.group(1))], i)
         return Line(x.step, x.thread, "scan_globals", parts)
 
-    def _scan_run(self, i: int) -> int:
-        """The end of the run of scan loads of one object by one thread starting at i."""
+    def _scan_of(self, i: int) -> list[int]:
+        """The facts of one object's scan that starts at fact i: the same
+        thread's loads of its fields, other threads' steps in between, until
+        that thread loads another object's word or a field a second time."""
         x = self.facts[i]
         base = self.heap.base(x.f["addr"])
-        j = i + 1
-        while j < self.end:
+        seen, out = set(), []
+        for j in range(i, self.end):
             y = self.facts[j]
-            if y.kind == "scan_load" and y.thread == x.thread and self.heap.base(y.f["addr"]) == base:
-                j += 1
-            elif y.thread != x.thread or y.kind in ("scan_load",):
+            if y.kind != "scan_load" or y.thread != x.thread:
+                continue
+            if self.heap.base(y.f["addr"]) != base or y.f["addr"] in seen:
                 break
-            else:
-                j += 1
-        return j
+            seen.add(y.f["addr"])
+            out.append(j)
+        return out
 
     def _scanned_object(self, i: int):
         base = self.heap.base(self.facts[i].f["addr"])
         return self.heap.obj(base, i) if base is not None else None
 
-    def _blacken_line(self, i: int, j: int, o, lost) -> Line:
+    def _blacken_line(self, scan: list[int], o, lost) -> Line:
+        """The marker's scan of o, each field with what it read (and the step,
+        when the scan was interrupted)."""
+        i = scan[0]
         x = self.facts[i]
         L = self.lost_addr
         parts = ["the marker blackens " if _MARKERS.match(x.thread) else "an assist blackens ", o, ": "]
         fields = []
-        missed = False
-        for y in self.facts[i:j]:
-            if y.kind != "scan_load":
-                continue
+        for j in scan:
+            y = self.facts[j]
             _, w = self.heap.place(y.f["addr"], i)
-            fields.append([o, f".f{w} = "] + self._val(y.f["value"], i))
-            missed |= y.f["value"] != L
+            when = [f" (step {y.step})"] if y.step != x.step and len({self.facts[k].step for k in scan}) > 1 else []
+            fields.append([o, f".f{w} = "] + self._val(y.f["value"], j) + when)
         parts += _join(fields)
         key = False
-        if all(y.f["value"] != L for y in self.facts[i:j] if y.kind == "scan_load") and o in self.focus:
+        if all(self.facts[j].f["value"] != L for j in scan) and o in self.focus:
             parts += ["; it never reaches ", lost, " through it"]
             key = True
         return Line(x.step, x.thread, "blacken", parts, key)
