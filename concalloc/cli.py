@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--json", action="store_true", help="print the meta and prices as JSON")
     k.set_defaults(func=_cmd_calibrate)
     __import__("concalloc.advice", fromlist=["register"]).register(sub)
+    __import__("concalloc.stress", fromlist=["register"]).register(sub)      # stress, stress-report
     __import__("concalloc.explain", fromlist=["register"]).register(sub)     # explain
     return p
 
