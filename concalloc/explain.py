@@ -10,7 +10,7 @@
 to the fewest preemptions that still lose an object (--same-object: the same
 object, named by who allocated it and when) within the original's steps.
 The run explained (the shrunk one, with --shrink) is repeated once more with
-a Narrator attached (concalloc/narrate.py) to tell its story, its decisions
+a Narrator attached (concalloc/narrate.py) to tell its story (concalloc/story.py), its decisions
 are written as a schedule file (--save-schedule FILE, default
 explain-schedule.json), and that file is replayed twice through the ordinary
 `--replay` path to show that it loses the object again with the same
@@ -28,7 +28,8 @@ import sys
 from dataclasses import dataclass
 
 from .config import Config, ConfigError
-from .narrate import Narrator, Story, aftermath, lost_identity, tell
+from .narrate import Narrator
+from .story import Story, aftermath, lost_identity, tell
 from .runconfig import read_schedule, replay_config, write_schedule
 from .runresult import EXIT_INTERNAL, EXIT_OK, EXIT_VIOLATION
 from .runtime import Runtime

@@ -10,7 +10,8 @@ import os
 import pytest
 
 from concalloc.config import Config
-from concalloc.narrate import Narrator, lost_identity, lost_path, tell
+from concalloc.narrate import Narrator
+from concalloc.story import lost_identity, lost_path, tell
 from concalloc.runtime import Runtime
 from concalloc.shrink import ChoiceStrategy, attempt
 
@@ -106,7 +107,7 @@ def test_narration_needs_a_controlled_run():
 
 
 def test_the_globals_scan_is_told_and_runs_of_loads_fold():
-    from concalloc.narrate import Line, _fold, _Obj
+    from concalloc.story import Line, _fold, _Obj
     _, _, story, _, _ = run(MOVER, True)
     scans = [ln for ln in story.lines if ln["kind"] == "scan_globals"]
     assert scans and scans[0]["text"].startswith("the marker scans the globals: ")
