@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("concalloc.advice", fromlist=["register"]).register(sub)
     __import__("concalloc.stress", fromlist=["register"]).register(sub)      # stress, stress-report
     __import__("concalloc.compare", fromlist=["register"]).register(sub)     # compare-allocators
+    __import__("concalloc.explain", fromlist=["register"]).register(sub)     # explain
     return p
 
 
