@@ -29,7 +29,8 @@ mcache or at mark termination, and at once by greyobject if the marker
 reaches one first (gcmarknewobject).  Large objects and the cache-off path
 mark at allocation.
 
-Protection: mark bits are set with or8 / or_bits (atomic); work.bytesMarked
+Protection: mark bits are set with or8 / or_bits (atomic; scanobject writes
+or8 out, under the same striped lock); work.bytesMarked
 and the pacer's scan-work counters are AtomicInts; each gcWork is owned by
 its thread; a span's markFrom is written by its caching P and read racily
 by markers (see greyobject).
@@ -37,10 +38,16 @@ by markers (see greyobject).
 
 from __future__ import annotations
 
-from ..mbitmap import pointer_slots
-from ..sync import or_bits
+from ..mbitmap import DECODED_OFFSETS, WORD_MASK, pointer_offsets
+from ..mspan import MSPAN_IN_USE
+from ..sync import or8, or_bits
+from ..sync.atomic import NSTRIPES, STRIPES
+from ..sync.sched import QUIET_YIELD
+from ..sysmem import ARENA_BASE, HEAP_ARENA_SHIFT, PAGE_SHIFT, PAGES_PER_ARENA
 from ..check.violation import throw
-from .work import GC_CREDIT_SLACK
+from .work import GC_CREDIT_SLACK, WORKBUF_NOBJ
+
+_PAGE_MASK = PAGES_PER_ARENA - 1
 
 GC_OVER_ASSIST_WORK = 64 << 10      #: an assist scans at least this much (gcOverAssistWork)
 
@@ -53,19 +60,29 @@ DRAIN_FLUSH_BG_CREDIT = 2
 
 def greyobject(gc, obj: int, s, idx: int, gcw) -> None:
     """Shade the object at obj (base of slot idx in s): white -> grey, or black
-    for a noscan object or one allocated during this mark (no queueing)."""
-    if s.isMarked(idx):
-        return
-    if s.setMarked(idx):         # another marker won the race
-        return
+    for a noscan object or one allocated during this mark (no queueing).
+
+    The mark bit is read first without a lock (a set bit stays set for the
+    whole mark phase, so a stale read can only send us on to the atomic
+    or8, which decides), then set with one or8: whoever finds it clear in
+    or8's old byte owns the object."""
+    i = idx >> 3
+    bit = 1 << (idx & 7)
+    bits = s.gcmarkBits
+    if bits[i] & bit or or8(bits, i, bit) & bit:
+        return                   # already marked, or another marker won the race
     gc.yp("mark.greyobject")
     gcw.bytesMarked += s.elemsize
     if s.spanclass & 1:
         return                   # noscan: black at once
     mf = s.markFrom
-    if 0 <= mf <= idx and not s.isAllocBitSet(idx):
+    if 0 <= mf <= idx and not s.allocBits[i] & bit:
         return                   # allocated during mark: black (gcmarknewobject)
-    gcw.put(obj)
+    w = gcw.wbuf1
+    if len(w) < WORKBUF_NOBJ:
+        w.append(obj)            # gcWork.put's fast path
+    else:
+        gcw.put(obj)
 
 
 def shade(gc, p: int, gcw) -> None:
@@ -78,20 +95,90 @@ def shade(gc, p: int, gcw) -> None:
 
 
 def scanobject(gc, b: int, gcw) -> None:
-    """Blacken the grey object at b: grey everything its pointer words point to."""
+    """Blacken the grey object at b: grey everything its pointer words point to.
+
+    The hot loop of marking, so the helpers it needs per pointer word are
+    written out here (a call each would double its cost): mheap.spanOf and
+    MSpan.objIndex to find the object, and greyobject's common case (a
+    small scan object, set its mark bit with one or8 and push it onto
+    wbuf1).  Anything else takes the helper itself: a pointer that is not
+    into an in-use span's object area goes to mheap.findObject, which
+    ignores or reports it (bad pointer) exactly as before.  The
+    "mark.scan_field" and "mark.greyobject" yield points come in the same
+    order as greyobject's; they are skipped when the scheduler's yield
+    point is the no-op one (the os scheduler without noise), where calling
+    it changes nothing."""
     h = gc.h
-    s = h.spanOf(b)
-    load = gc.mem.load
+    arenas = h.arenas
+    s = arenas[(b - ARENA_BASE) >> HEAP_ARENA_SHIFT].spans[(b >> PAGE_SHIFT) & _PAGE_MASK]
+    if s.spanclass & 1:
+        gcw.heapScanWork += 8
+        return
+    bm = s.heapBits
+    w = (b >> 3) & WORD_MASK
+    sh = w & 3
+    n = s.elemsize >> 3
+    if sh + n <= 8 and s.spanclass >> 1 and not s.heapBitsMore:
+        b0 = w >> 2
+        key = bm[b0] if sh + n <= 4 else bm[b0] | bm[b0 + 1] << 8
+        offs = DECODED_OFFSETS.get(key << 16 | n << 2 | sh)
+        if offs is None:
+            offs = pointer_offsets(s, b)
+    else:
+        offs = pointer_offsets(s, b)
     yp = gc.yp
-    slots = pointer_slots(s, b)
-    for slot in slots:
-        yp("mark.scan_field")
-        p = load(slot)
-        if p:
-            base, ps, idx = h.findObject(p, b, slot - b)
+    loud = yp is not QUIET_YIELD
+    words = gc.mem.words
+    wbuf = gcw.wbuf1
+    marked = 0
+    for off in offs:
+        if loud:
+            yp("mark.scan_field")
+        p = words[(b + off - ARENA_BASE) >> 3]
+        if p < ARENA_BASE:
+            continue             # nil, or not a heap address (findObject: no span)
+        try:
+            ps = arenas[(p - ARENA_BASE) >> HEAP_ARENA_SHIFT].spans[(p >> PAGE_SHIFT) & _PAGE_MASK]
+            start = ps.startAddr
+        except (IndexError, AttributeError):
+            continue             # past the mapped arenas, or a page that never had a span
+        if ps.state != MSPAN_IN_USE or not start <= p < ps.limit:
+            base, ps, idx = h.findObject(p, b, off)      # raises BadPointer, or (0, None, 0)
             if ps is not None:
                 greyobject(gc, base, ps, idx, gcw)
-    gcw.heapScanWork += 8 * (len(slots) or 1)
+                wbuf = gcw.wbuf1
+            continue
+        idx = ((p - start) * ps.divMul) >> 32             # objIndex
+        # greyobject, written out
+        i = idx >> 3
+        bit = 1 << (idx & 7)
+        bits = ps.gcmarkBits
+        if bits[i] & bit:
+            continue             # already marked
+        lk = STRIPES[(id(bits) >> 4) % NSTRIPES]      # or8, written out (its lock)
+        lk.acquire()
+        try:
+            old = bits[i]
+            bits[i] = old | bit
+        finally:
+            lk.release()
+        if old & bit:
+            continue             # another marker won the race
+        if loud:
+            yp("mark.greyobject")
+        marked += ps.elemsize
+        if ps.spanclass & 1:
+            continue             # noscan: black at once
+        mf = ps.markFrom
+        if 0 <= mf <= idx and not ps.allocBits[i] & bit:
+            continue             # allocated during mark: black (gcmarknewobject)
+        if len(wbuf) < WORKBUF_NOBJ:
+            wbuf.append(start + idx * ps.elemsize)
+        else:
+            gcw.put(start + idx * ps.elemsize)
+            wbuf = gcw.wbuf1
+    gcw.bytesMarked += marked
+    gcw.heapScanWork += 8 * (len(offs) or 1)
 
 
 def gcmarknewobjects(s) -> int:
@@ -179,7 +266,8 @@ def gcDrain(gc, gcw, flags: int = 0) -> None:
     while gc.blackenEnabled or not flags & DRAIN_UNTIL_PREEMPT:
         if not gc.lists.nfull:
             gcw.balance()
-        b = gcw.tryGet()
+        w = gcw.wbuf1
+        b = w.pop() if w else gcw.tryGet()      # tryGet's fast path
         if not b:
             break
         scanobject(gc, b, gcw)
