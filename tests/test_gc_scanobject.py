@@ -56,7 +56,7 @@ def build_holder(h):
     return holder
 
 
-def run_scan(h, holder, scan):
+def run_scan(h, holder, scan, quiet=False):
     """Start a cycle, scan holder alone with `scan`, and return (the grey
     queue, the mark bits of every in-use span, bytesMarked, heapScanWork,
     the yield labels seen); the cycle is then finished."""
@@ -64,7 +64,7 @@ def run_scan(h, holder, scan):
     labels = []
     rec = h.start()
     saved = gc.yp
-    gc.yp = labels.append
+    gc.yp = QUIET_YIELD if quiet else labels.append
     try:
         gcw = gc.gcw
         gcw.bytesMarked = gcw.heapScanWork = 0
@@ -89,10 +89,20 @@ def test_scanobject_greys_what_the_helpers_grey(heap):
     assert got[4] == want[4]          # same yield points, same order
     assert got[4].count("mark.greyobject") == 6      # n3, n5, big, noscan, n7, n9
     assert len(got[0]) == 5                          # the noscan object is black at once
+    quiet = run_scan(heap, holder, mark.scanobject, quiet=True)   # greywords' written-out loop
+    assert quiet[:4] == want[:4] and quiet[4] == []
 
 
-def test_quiet_scheduler_skips_the_calls_only():
-    assert QUIET_YIELD("mark.scan_field") is None
+def test_greywords_skips_nil_and_non_heap_words(heap):
+    gc = heap.gc
+    rec = heap.start()
+    gcw = gc.gcw
+    n = len(gcw)
+    buf = [0, 8, heap.gc.h.arenas[0].base - 8, heap.nodes[1], heap.nodes[1] + 8]
+    mark.greywords(gc, gcw, buf, 0, range(0, 8 * len(buf), 8))
+    assert len(gcw) == n + 1
+    heap.drain()
+    heap.finish(rec)
 
 
 def test_scanobject_reports_a_pointer_into_a_free_span(heap):
@@ -111,6 +121,49 @@ def test_scanobject_reports_a_pointer_into_a_free_span(heap):
         reference_scanobject(heap.gc, holder, heap.gc.gcw)
     with pytest.raises(BadPointer, match=f"found in object at \\*\\({holder:#x}\\+0x20\\)"):
         mark.scanobject(heap.gc, holder, heap.gc.gcw)
+    saved, heap.gc.yp = heap.gc.yp, QUIET_YIELD
+    try:
+        with pytest.raises(BadPointer, match=f"found in object at \\*\\({holder:#x}\\+0x20\\)"):
+            mark.scanobject(heap.gc, holder, heap.gc.gcw)
+    finally:
+        heap.gc.yp = saved
     m.write_word(holder, 4, 0)
+    heap.drain()
+    heap.finish(rec)
+
+
+def test_quiet_hybrid_barrier_records_what_the_hybrid_barrier_records(heap):
+    """The os scheduler's hybrid barrier (no yield points, the old word read
+    directly) buffers the same (old, new) pairs as the generic one, for heap
+    slots and global slots, and flushes when the buffer is full."""
+    from concalloc.gc.barrier import WBBUF_ENTRIES, make_barrier
+
+    gc, m, n = heap.gc, heap.m, heap.nodes
+    rec = heap.start()
+    quiet = m._wb
+    assert quiet.kind == "hybrid" and quiet.__name__ == "wb_hybrid_quiet"
+    saved = gc.yp
+    gc.yp = lambda label: None              # any yield point but the no-op one: the generic barrier
+    try:
+        loud = make_barrier(gc, "hybrid")
+    finally:
+        gc.yp = saved
+    assert loud.__name__ == "wb"
+    m.set_global(0, n[2])
+    gslot = m._md.data
+    p = m.p
+    bufs = []
+    for wb in (loud, quiet):
+        p.wbBuf.clear()
+        calls = p.wbCalls
+        wb(m, n[5], n[6])                    # heap slot: field 0 of n[5]
+        wb(m, gslot, n[7])                   # global slot 0
+        bufs.append(list(p.wbBuf))
+        assert p.wbCalls == calls + 2
+    assert bufs[0] == bufs[1] == [m.load(n[5], 0), n[6], n[2], n[7]]
+    p.wbBuf.clear()
+    for _ in range(WBBUF_ENTRIES // 2):
+        quiet(m, n[5], n[6])
+    assert p.wbBuf == []                     # full: flushed into the P's gcWork
     heap.drain()
     heap.finish(rec)
