@@ -89,17 +89,17 @@ def test_scanobject_greys_what_the_helpers_grey(heap):
     assert got[4] == want[4]          # same yield points, same order
     assert got[4].count("mark.greyobject") == 6      # n3, n5, big, noscan, n7, n9
     assert len(got[0]) == 5                          # the noscan object is black at once
-    quiet = run_scan(heap, holder, mark.scanobject, quiet=True)   # greywords' written-out loop
+    quiet = run_scan(heap, holder, mark.scanobject, quiet=True)   # scanobject' written-out loop
     assert quiet[:4] == want[:4] and quiet[4] == []
 
 
-def test_greywords_skips_nil_and_non_heap_words(heap):
+def test_buffer_scan_skips_nil_and_non_heap_words(heap):
     gc = heap.gc
     rec = heap.start()
     gcw = gc.gcw
     n = len(gcw)
     buf = [0, 8, heap.gc.h.arenas[0].base - 8, heap.nodes[1], heap.nodes[1] + 8]
-    mark.greywords(gc, gcw, buf, 0, range(0, 8 * len(buf), 8))
+    mark.scanobject(gc, 0, gcw, buf)
     assert len(gcw) == n + 1
     heap.drain()
     heap.finish(rec)

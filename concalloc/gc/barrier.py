@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from ..sync.sched import QUIET_YIELD
 from ..sysmem import ARENA_BASE
-from .mark import greywords
+from .mark import scanobject
 
 WBBUF_ENTRIES = 512          #: pointers per P buffer (Go 1.19: 256 (old, new) pairs)
 
@@ -49,17 +49,14 @@ def wbBufFlush1(gc, p) -> bool:
     Returns True if anything was greyed (queued for scanning): objects that
     only turned black (noscan, or allocated during mark) are no new work.
     As Go's wbBufFlush1, an object already marked costs a span lookup and
-    a mark-bit test, and nothing else (greywords)."""
+    a mark-bit test, and nothing else (scanobject's loop)."""
     buf = p.wbBuf
     if not buf:
         return False
     p.wbBuf = []
     gcw = p.gcw
     n = len(gcw)
-    if gc.yp is QUIET_YIELD:
-        buf.sort()               # same span's objects together (greywords keeps the last span);
-                                 # with yield points, the recorded order is kept
-    greywords(gc, gcw, buf, 0, range(0, 8 * len(buf), 8))
+    scanobject(gc, 0, gcw, buf)
     greyed = len(gcw) > n
     if len(gcw):
         gcw.dispose()

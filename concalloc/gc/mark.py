@@ -94,94 +94,84 @@ def shade(gc, p: int, gcw) -> None:
         greyobject(gc, base, s, idx, gcw)
 
 
-def scanobject(gc, b: int, gcw) -> None:
+def scanobject(gc, b: int, gcw, buf=None) -> None:
     """Blacken the grey object at b: grey everything its pointer words point to.
+    With buf (wbBufFlush1's use; b is then 0): grey what each pointer in
+    buf points to, counting no scan work.
 
-    The bitmap bytes of an object whose bits fit in two bytes are read here
-    and looked up in pointer_offsets' memo directly (the common case; a call
-    less per object).  With the scheduler's no-op yield point (the os
-    scheduler without noise) the pointer words are read at once and greyed
-    by greyptrs; otherwise each word is read after its "mark.scan_field"
-    yield point and greyed through findObject and greyobject, one by one."""
+    The hot loop of marking, so the helpers it needs are written out
+    (a call each would double its cost):
+
+    * pointer_offsets for an object whose heap bits fit in two bitmap
+      bytes: the bytes are read here and looked up in its memo;
+    * per pointer, mheap.spanOf and MSpan.objIndex to find the object, and
+      greyobject: the mark bit read racily, then set as or8 sets it, under
+      or8's own striped lock (the lock or_bits takes for the buffer too).
+
+    A pointer that is not into an in-use span's object area goes to
+    mheap.findObject, which ignores or reports it (bad pointer) as for any
+    other caller.  Unless the scheduler's yield point is the no-op one (the
+    os scheduler without noise), an object's words are read one by one,
+    each after its "mark.scan_field" yield point, and greyed through
+    findObject and greyobject."""
     h = gc.h
     arenas = h.arenas
-    s = arenas[(b - ARENA_BASE) >> HEAP_ARENA_SHIFT].spans[(b >> PAGE_SHIFT) & _PAGE_MASK]
-    if s.spanclass & 1:
-        gcw.heapScanWork += 8
-        return
-    w = (b >> 3) & WORD_MASK
-    sh = w & 3
-    n = s.elemsize >> 3
-    if sh + n <= 8 and s.spanclass >> 1 and not s.heapBitsMore:
-        bm = s.heapBits
-        b0 = w >> 2
-        key = bm[b0] if sh + n <= 4 else bm[b0] | bm[b0 + 1] << 8
-        offs = DECODED_OFFSETS.get(key << 16 | n << 2 | sh)
-        if offs is None:
+    yp = gc.yp
+    if buf is None:
+        s = arenas[(b - ARENA_BASE) >> HEAP_ARENA_SHIFT].spans[(b >> PAGE_SHIFT) & _PAGE_MASK]
+        if s.spanclass & 1:
+            gcw.heapScanWork += 8
+            return
+        w = (b >> 3) & WORD_MASK
+        sh = w & 3
+        n = s.elemsize >> 3
+        if sh + n <= 8 and s.spanclass >> 1 and not s.heapBitsMore:
+            bm = s.heapBits
+            b0 = w >> 2
+            key = bm[b0] if sh + n <= 4 else bm[b0] | bm[b0 + 1] << 8
+            offs = DECODED_OFFSETS.get(key << 16 | n << 2 | sh)
+            if offs is None:
+                offs = pointer_offsets(s, b)
+        else:
             offs = pointer_offsets(s, b)
+        words = gc.mem.words
+        if yp is not QUIET_YIELD:
+            for off in offs:
+                yp("mark.scan_field")
+                p = words[(b + off - ARENA_BASE) >> 3]
+                if p:
+                    base, ps, idx = h.findObject(p, b, off)
+                    if ps is not None:
+                        greyobject(gc, base, ps, idx, gcw)
+            gcw.heapScanWork += 8 * (len(offs) or 1)
+            return
+        base = b - ARENA_BASE
     else:
-        offs = pointer_offsets(s, b)
-    words = gc.mem.words
-    yp = gc.yp
-    if yp is QUIET_YIELD:
-        greywords(gc, gcw, words, b - ARENA_BASE, offs, b)
-    else:
-        for off in offs:
-            yp("mark.scan_field")
-            p = words[(b + off - ARENA_BASE) >> 3]
-            if p:
-                base, ps, idx = h.findObject(p, b, off)
-                if ps is not None:
-                    greyobject(gc, base, ps, idx, gcw)
-    gcw.heapScanWork += 8 * (len(offs) or 1)
-
-
-def greywords(gc, gcw, words, base: int, offs, refBase: int = 0) -> None:
-    """greyobject for the object each word words[(base + off) >> 3], off in
-    offs, points into; nil and non-heap values are skipped, as findObject
-    skips them.  scanobject passes the heap's words and an object's pointer
-    offsets (refBase: the object, for the bad-pointer report), wbBufFlush1
-    its buffer and range(0, 8 * len(buffer), 8).
-
-    The hot loop of marking (scanobject's and wbBufFlush1's), so the
-    helpers it needs per pointer are written out: mheap.spanOf and
-    MSpan.objIndex to find the object (the last in-use span found is kept:
-    spans do not change state while marking, and a sorted buffer hits it
-    most of the time), and greyobject (its mark bit read
-    racily, then set as or8 sets it, under or8's own striped lock, the same
-    lock or_bits takes for the buffer).  A pointer that is not into an
-    in-use span's object area goes to mheap.findObject, which ignores or
-    reports it (bad pointer) exactly as for any other caller."""
-    h = gc.h
-    arenas = h.arenas
+        words, base, offs = buf, 0, range(0, 8 * len(buf), 8)
     wbuf = gcw.wbuf1
-    yp = gc.yp
     loud = yp is not QUIET_YIELD
     marked = 0
-    lo = hi = dm = 0             # the last span found: [lo, hi), divMul, gcmarkBits
-    ps = bits = None
     for off in offs:
         p = words[(base + off) >> 3]
-        if not lo <= p < hi:
-            if p < ARENA_BASE:
-                continue         # nil, or not a heap address (findObject: no span)
-            try:
-                s = arenas[(p - ARENA_BASE) >> HEAP_ARENA_SHIFT].spans[(p >> PAGE_SHIFT) & _PAGE_MASK]
-                start = s.startAddr
-            except (IndexError, AttributeError):
-                continue         # past the mapped arenas, or a page that never had a span
-            if s.state != MSPAN_IN_USE or not start <= p < s.limit:
-                obj, s, idx = h.findObject(p, refBase, off if refBase else 0)
-                if s is not None:
-                    greyobject(gc, obj, s, idx, gcw)
-                    wbuf = gcw.wbuf1
-                continue
-            ps, lo, hi, dm, bits = s, start, s.limit, s.divMul, s.gcmarkBits
-        idx = ((p - lo) * dm) >> 32                       # objIndex
-        if bits[idx >> 3] >> (idx & 7) & 1:
-            continue             # already marked
+        if p < ARENA_BASE:
+            continue             # nil, or not a heap address (findObject: no span)
+        try:
+            ps = arenas[(p - ARENA_BASE) >> HEAP_ARENA_SHIFT].spans[(p >> PAGE_SHIFT) & _PAGE_MASK]
+            lo = ps.startAddr
+        except (IndexError, AttributeError):
+            continue             # past the mapped arenas, or a page that never had a span
+        if ps.state != MSPAN_IN_USE or not lo <= p < ps.limit:
+            obj, ps, idx = h.findObject(p, b, off if b else 0)
+            if ps is not None:
+                greyobject(gc, obj, ps, idx, gcw)
+                wbuf = gcw.wbuf1
+            continue
+        idx = ((p - lo) * ps.divMul) >> 32                # objIndex
         i = idx >> 3
         bit = 1 << (idx & 7)
+        bits = ps.gcmarkBits
+        if bits[i] & bit:
+            continue             # already marked
         lk = STRIPES[(id(bits) >> 4) % NSTRIPES]          # or8(bits, i, bit), written out
         lk.acquire()
         try:
@@ -205,6 +195,8 @@ def greywords(gc, gcw, words, base: int, offs, refBase: int = 0) -> None:
             gcw.put(lo + idx * ps.elemsize)
             wbuf = gcw.wbuf1
     gcw.bytesMarked += marked
+    if buf is None:
+        gcw.heapScanWork += 8 * (len(offs) or 1)
 
 
 def gcmarknewobjects(s) -> int:
