@@ -54,6 +54,7 @@ GC_OVER_ASSIST_WORK = 64 << 10      #: an assist scans at least this much (gcOve
 # gcDrain flags
 DRAIN_UNTIL_PREEMPT = 1
 DRAIN_FLUSH_BG_CREDIT = 2
+DRAIN_CHECK_THRESHOLD = 100000      #: scan work between two calls of gcDrain's check (drainCheckThreshold)
 
 
 # --- grey and black ---------------------------------------------------------
@@ -272,15 +273,18 @@ def _scan_own_stack(gc, p) -> None:
 
 # --- draining -----------------------------------------------------------------
 
-def gcDrain(gc, gcw, flags: int = 0) -> None:
+def gcDrain(gc, gcw, flags: int = 0, check=None) -> None:
     """Claim root jobs, then blacken grey objects until there is no work, or
-    (DRAIN_UNTIL_PREEMPT) blackening is turned off."""
+    (DRAIN_UNTIL_PREEMPT) blackening is turned off, or check() (called every
+    DRAIN_CHECK_THRESHOLD of scan work, as Go's gcDrainFractional does with
+    pollFractionalWorkerExit) says stop."""
     while gc.blackenEnabled:
         j = gc.claim_root_job()
         if j < 0:
             break
         markroot(gc, gcw, j)
         gc.root_job_done()
+    checkWork = DRAIN_CHECK_THRESHOLD
     while gc.blackenEnabled or not flags & DRAIN_UNTIL_PREEMPT:
         if not gc.lists.nfull:
             gcw.balance()
@@ -290,7 +294,12 @@ def gcDrain(gc, gcw, flags: int = 0) -> None:
             break
         scanobject(gc, b, gcw)
         if gcw.heapScanWork >= GC_CREDIT_SLACK:
+            checkWork -= gcw.heapScanWork
             gc.flush_scan_work(gcw, flags & DRAIN_FLUSH_BG_CREDIT)
+            if checkWork <= 0 and check is not None:
+                checkWork += DRAIN_CHECK_THRESHOLD
+                if check():
+                    break
     gc.flush_scan_work(gcw, flags & DRAIN_FLUSH_BG_CREDIT)
 
 
