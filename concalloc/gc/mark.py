@@ -154,10 +154,11 @@ def scanobject(gc, b: int, gcw, buf=None) -> None:
     marked = 0
     for off in offs:
         p = words[(base + off) >> 3]
-        if p < ARENA_BASE:
+        q = p - ARENA_BASE       # ARENA_BASE is arena-aligned: q's page bits are p's
+        if q < 0:
             continue             # nil, or not a heap address (findObject: no span)
         try:
-            ps = arenas[(p - ARENA_BASE) >> HEAP_ARENA_SHIFT].spans[(p >> PAGE_SHIFT) & _PAGE_MASK]
+            ps = arenas[q >> HEAP_ARENA_SHIFT].spans[(q >> PAGE_SHIFT) & _PAGE_MASK]
             lo = ps.startAddr
         except (IndexError, AttributeError):
             continue             # past the mapped arenas, or a page that never had a span
@@ -285,8 +286,10 @@ def gcDrain(gc, gcw, flags: int = 0, check=None) -> None:
         markroot(gc, gcw, j)
         gc.root_job_done()
     checkWork = DRAIN_CHECK_THRESHOLD
-    while gc.blackenEnabled or not flags & DRAIN_UNTIL_PREEMPT:
-        if not gc.lists.nfull:
+    lists = gc.lists
+    preemptible = flags & DRAIN_UNTIL_PREEMPT
+    while gc.blackenEnabled or not preemptible:
+        if not lists.nfull:
             gcw.balance()
         w = gcw.wbuf1
         b = w.pop() if w else gcw.tryGet()      # tryGet's fast path
