@@ -29,8 +29,9 @@ subject repetitions interleaved, medians taken):
                                with the collector on (GOGC 100) over with it
                                off (GOGC off).  Target >= 0.5.
 
-The marking and barrier figures drive the collector from the bench's own
-thread: a Runtime is built but not run, so no mutator or collector thread
+The marking and barrier figures are timed in the bench thread's CPU time
+(both sides run on it and never wait for another thread). They drive the
+collector from the bench's own thread: a Runtime is built but not run, so no mutator or collector thread
 exists, every P is idle and the world is effectively stopped.  The harness
 (MarkHarness) calls GC.gcStart, mark.gcDrain, GC.gcMarkDone and
 GC.gcMarkTermination -- the collector's own code, in the order its "gc"
@@ -52,7 +53,11 @@ from concalloc.runtime import Runtime
 
 from .common import interleave, median, progress, timed_run
 
-_pc = time.perf_counter_ns
+# The marking and barrier figures run on the bench's own thread and never wait
+# for another: they are timed in that thread's CPU time, so that on a shared,
+# loaded machine the time the thread spends descheduled lands on neither side
+# (wall time made these ratios swing 2-3x from run to run at load 10+).
+_pc = time.thread_time_ns
 
 NODE = Type("bench_node", 32, [0, 1])     #: 4 words: two pointers (next, other), two scalars
 NODE_PTR_OFFSETS = tuple(NODE.pointer_offsets(NODE.size))

@@ -33,6 +33,8 @@ Who writes and reads it:
     pointer_slots(s, x)              the marker (scanobject) and the pointer
                                      oracle: addresses of the pointer words,
                                      in order, stopping at the first dead word
+                                     (pointer_offsets: the same as offsets
+                                     from x, what scanobject reads)
     isPointer(s, addr)               one word's pointer bit
 
 Bits of noscan spans are not maintained (Go: "code must ensure that an
@@ -366,6 +368,13 @@ def pointer_slots(s, x: int) -> list[int]:
     remembered."""
     if s.spanclass & 1:
         return []
+    return [x + o for o in pointer_offsets(s, x)]
+
+
+def pointer_offsets(s, x: int) -> tuple | list:
+    """pointer_slots as byte offsets from x, for the marker's hot loop: a
+    small object's offsets are the memoised tuple itself (no list built).
+    Not for noscan spans (the caller tests the span class first)."""
     n = s.elemsize >> 3
     if s.spanclass >> 1 and n <= _MEMO_WORDS and not s.heapBitsMore:
         w = (x >> 3) & _WORD_MASK
@@ -374,14 +383,18 @@ def pointer_slots(s, x: int) -> list[int]:
         offs = _decoded.get(key)
         if offs is None:
             offs = _decode(key)
-        return [x + o for o in offs]
-    return _pointer_slots_long(s, x, object_words(s, x))
+        return offs
+    return [a - x for a in _pointer_slots_long(s, x, object_words(s, x))]
 
 
 _MEMO_WORDS = 256                       # objects up to 2 KiB are decoded through _decoded
 _MEMO_MAX = 1 << 16
 _decoded: dict[int, tuple] = {}         # pointer_slots key -> byte offsets; dict stores are atomic,
                                         # equal keys decode equally, and a clear only costs re-decoding
+# For scanobject, which computes the key itself for objects whose bits fit in
+# two bitmap bytes: bitmap bytes (little-endian) << 16 | words << 2 | phase.
+DECODED_OFFSETS = _decoded
+WORD_MASK = _WORD_MASK
 
 
 def _decode(key: int) -> tuple:

@@ -35,7 +35,9 @@ Protection: p.wbBuf is owned by its P (world stopped: the collector).
 
 from __future__ import annotations
 
-from .mark import greyobject
+from ..sync.sched import QUIET_YIELD
+from ..sysmem import ARENA_BASE
+from .mark import scanobject
 
 WBBUF_ENTRIES = 512          #: pointers per P buffer (Go 1.19: 256 (old, new) pairs)
 
@@ -45,21 +47,16 @@ BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
 def wbBufFlush1(gc, p) -> bool:
     """Shade every pointer in p's buffer into p's gcWork and publish that work.
     Returns True if anything was greyed (queued for scanning): objects that
-    only turned black (noscan, or allocated during mark) are no new work."""
+    only turned black (noscan, or allocated during mark) are no new work.
+    As Go's wbBufFlush1, an object already marked costs a span lookup and
+    a mark-bit test, and nothing else (scanobject's loop)."""
     buf = p.wbBuf
     if not buf:
         return False
     p.wbBuf = []
     gcw = p.gcw
     n = len(gcw)
-    findObject = gc.h.findObject
-    for ptr in buf:
-        if ptr:
-            # As Go's wbBufFlush1: an object already marked is skipped before
-            # greyobject (most buffered pointers are, once mark is under way).
-            base, s, idx = findObject(ptr)
-            if s is not None and not s.isMarked(idx):
-                greyobject(gc, base, s, idx, gcw)
+    scanobject(gc, 0, gcw, buf)
     greyed = len(gcw) > n
     if len(gcw):
         gcw.dispose()
@@ -83,6 +80,7 @@ def make_barrier(gc, kind: str):
     shade_old, shade_new = _SHADES[kind]
     always, while_grey = shade_new == "always", shade_new == "while-grey"
     load = gc.mem.load
+    words = gc.mem.words
     yp = gc.yp
 
     def wb(m, slot, ptr):
@@ -99,5 +97,19 @@ def make_barrier(gc, kind: str):
             wbBufFlush1(gc, p)
         yp("wb.shade")
 
+    def wb_hybrid_quiet(m, slot, ptr):
+        # Go's gcWriteBarrier fast path: record (old, new), flush when full.
+        # The hybrid barrier with the no-op yield point, the heap word read
+        # directly (a global's slot is below the heap: Memory.load).
+        p = m.p
+        p.wbCalls += 1
+        buf = p.wbBuf
+        buf.append(words[(slot - ARENA_BASE) >> 3] if slot >= ARENA_BASE else load(slot))
+        buf.append(ptr)
+        if len(buf) >= WBBUF_ENTRIES:
+            wbBufFlush1(gc, p)
+
+    if kind == "hybrid" and yp is QUIET_YIELD:
+        wb = wb_hybrid_quiet
     wb.kind = kind
     return wb

@@ -54,7 +54,7 @@ from . import tricolor as _tricolor
 from .barrier import make_barrier, wbBufFlush1
 from .gctrace import format_gctrace
 from .heapsamples import OS_INTERVAL_NS, HeapSamples
-from .pacer import gcTriggerCycle, gcTriggerHeap
+from .pacer import gcMarkWorkerFractionalMode, gcMarkWorkerNotWorker, gcTriggerCycle, gcTriggerHeap
 from .work import GCWork, WorkLists
 
 GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2
@@ -96,6 +96,11 @@ class GC:
         self.barrier_kind = cfg.barrier
         self.stack_scan = cfg.stack_scan
         self.nworkers = cfg.gc_workers or default_workers(cfg.procs)
+        # In virtual time, with the default workers, each worker takes the mode
+        # Go 1.19's scheduler would give it (findRunnableGCWorker): dedicated
+        # while startCycle's dedicated slots last, else fractional, held to
+        # fractionalUtilizationGoal of the mark phase so far (docs/gc-fidelity.md).
+        self.worker_modes = rt.sched.kind == "vtime" and not cfg.gc_workers
         self.nwait = self.nworkers          # lock
         self.markrootJobs = 0               # lock
         self.markrootNext = 0               # lock
@@ -220,24 +225,57 @@ class GC:
                         self.work_cond.wait()
                     if self.exiting:
                         return
-                    self.nwait -= 1
+                    mode = self._markWorkerMode()
+                    if mode != gcMarkWorkerNotWorker:
+                        self.nwait -= 1
+                if mode == gcMarkWorkerNotWorker:
+                    self._fractionalWorkerWait()
+                    continue
                 t = self.cpuclock()
                 ev = self.events
                 if ev:
                     ev.emit("gc_worker_start")
+                check = None
+                if mode == gcMarkWorkerFractionalMode:
+                    start = self.clock()
+                    ctl = self.ctl
+                    check = lambda: ctl.pollFractionalWorkerExit(ctl.fractionalMarkTime.load(), start, self.clock())
                 try:
-                    _mark.gcDrain(self, gcw, _mark.DRAIN_UNTIL_PREEMPT | _mark.DRAIN_FLUSH_BG_CREDIT)
+                    _mark.gcDrain(self, gcw, _mark.DRAIN_UNTIL_PREEMPT | _mark.DRAIN_FLUSH_BG_CREDIT, check)
                     gcw.dispose()
                 finally:
                     if ev:
                         ev.emit("gc_worker_done")
-                    self.bg_cpu_ns.add(self.cpuclock() - t)
+                    dt = self.cpuclock() - t
+                    self.bg_cpu_ns.add(dt)
+                    if mode is not None:
+                        self.ctl.markWorkerStop(mode, dt)
                     with self.lock:
                         self.nwait += 1
                         if self.nwait == self.nworkers:
                             self.done_cond.notify_all()
         except Violation as v:
             self.rt.sched.fail(v)
+
+    def _markWorkerMode(self):
+        """(lock held) The mode this worker runs in: None (not modelled: os
+        scheduler, or --gc-workers), or what the pacer's findRunnableGCWorker
+        says for it now -- dedicated, fractional, or not a worker (a
+        fractional worker ahead of its share of the mark phase)."""
+        if not self.worker_modes:
+            return None
+        ctl = self.ctl
+        return ctl.findRunnableGCWorker(ctl.fractionalMarkTime.load(), self.clock())
+
+    def _fractionalWorkerWait(self) -> None:
+        """A fractional worker ahead of its share stays off the CPU until the
+        mark phase has lasted fractionalMarkTime / fractionalUtilizationGoal
+        (Go's P would run other goroutines meanwhile): its virtual clock moves
+        on to then, so the threads behind it run first."""
+        ctl = self.ctl
+        goal = ctl.fractionalUtilizationGoal
+        wake = ctl.markStartTime + ctl.fractionalMarkTime.load() / goal if goal > 0 else 0
+        self.rt.sched.charge_ps(max(int((wake - self.clock()) * 1000), 1_000_000), "gc.fractional.wait")
 
     def _work_available(self) -> bool:
         """(lock held) Root jobs left or full buffers queued."""

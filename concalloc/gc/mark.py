@@ -29,7 +29,8 @@ mcache or at mark termination, and at once by greyobject if the marker
 reaches one first (gcmarknewobject).  Large objects and the cache-off path
 mark at allocation.
 
-Protection: mark bits are set with or8 / or_bits (atomic); work.bytesMarked
+Protection: mark bits are set with or8 / or_bits (atomic; scanobject writes
+or8 out, under the same striped lock); work.bytesMarked
 and the pacer's scan-work counters are AtomicInts; each gcWork is owned by
 its thread; a span's markFrom is written by its caching P and read racily
 by markers (see greyobject).
@@ -37,35 +38,52 @@ by markers (see greyobject).
 
 from __future__ import annotations
 
-from ..mbitmap import pointer_slots
-from ..sync import or_bits
+from ..mbitmap import DECODED_OFFSETS, WORD_MASK, pointer_offsets
+from ..mspan import MSPAN_IN_USE
+from ..sync import or8, or_bits
+from ..sync.atomic import NSTRIPES, STRIPES
+from ..sync.sched import QUIET_YIELD
+from ..sysmem import ARENA_BASE, HEAP_ARENA_SHIFT, PAGE_SHIFT, PAGES_PER_ARENA
 from ..check.violation import throw
-from .work import GC_CREDIT_SLACK
+from .work import GC_CREDIT_SLACK, WORKBUF_NOBJ
+
+_PAGE_MASK = PAGES_PER_ARENA - 1
 
 GC_OVER_ASSIST_WORK = 64 << 10      #: an assist scans at least this much (gcOverAssistWork)
 
 # gcDrain flags
 DRAIN_UNTIL_PREEMPT = 1
 DRAIN_FLUSH_BG_CREDIT = 2
+DRAIN_CHECK_THRESHOLD = 100000      #: scan work between two calls of gcDrain's check (drainCheckThreshold)
 
 
 # --- grey and black ---------------------------------------------------------
 
 def greyobject(gc, obj: int, s, idx: int, gcw) -> None:
     """Shade the object at obj (base of slot idx in s): white -> grey, or black
-    for a noscan object or one allocated during this mark (no queueing)."""
-    if s.isMarked(idx):
-        return
-    if s.setMarked(idx):         # another marker won the race
-        return
+    for a noscan object or one allocated during this mark (no queueing).
+
+    The mark bit is read first without a lock (a set bit stays set for the
+    whole mark phase, so a stale read can only send us on to the atomic
+    or8, which decides), then set with one or8: whoever finds it clear in
+    or8's old byte owns the object."""
+    i = idx >> 3
+    bit = 1 << (idx & 7)
+    bits = s.gcmarkBits
+    if bits[i] & bit or or8(bits, i, bit) & bit:
+        return                   # already marked, or another marker won the race
     gc.yp("mark.greyobject")
     gcw.bytesMarked += s.elemsize
     if s.spanclass & 1:
         return                   # noscan: black at once
     mf = s.markFrom
-    if 0 <= mf <= idx and not s.isAllocBitSet(idx):
+    if 0 <= mf <= idx and not s.allocBits[i] & bit:
         return                   # allocated during mark: black (gcmarknewobject)
-    gcw.put(obj)
+    w = gcw.wbuf1
+    if len(w) < WORKBUF_NOBJ:
+        w.append(obj)            # gcWork.put's fast path
+    else:
+        gcw.put(obj)
 
 
 def shade(gc, p: int, gcw) -> None:
@@ -77,21 +95,110 @@ def shade(gc, p: int, gcw) -> None:
         greyobject(gc, base, s, idx, gcw)
 
 
-def scanobject(gc, b: int, gcw) -> None:
-    """Blacken the grey object at b: grey everything its pointer words point to."""
+def scanobject(gc, b: int, gcw, buf=None) -> None:
+    """Blacken the grey object at b: grey everything its pointer words point to.
+    With buf (wbBufFlush1's use; b is then 0): grey what each pointer in
+    buf points to, counting no scan work.
+
+    The hot loop of marking, so the helpers it needs are written out
+    (a call each would double its cost):
+
+    * pointer_offsets for an object whose heap bits fit in two bitmap
+      bytes: the bytes are read here and looked up in its memo;
+    * per pointer, mheap.spanOf and MSpan.objIndex to find the object, and
+      greyobject: the mark bit read racily, then set as or8 sets it, under
+      or8's own striped lock (the lock or_bits takes for the buffer too).
+
+    A pointer that is not into an in-use span's object area goes to
+    mheap.findObject, which ignores or reports it (bad pointer) as for any
+    other caller.  Unless the scheduler's yield point is the no-op one (the
+    os scheduler without noise), an object's words are read one by one,
+    each after its "mark.scan_field" yield point, and greyed through
+    findObject and greyobject."""
     h = gc.h
-    s = h.spanOf(b)
-    load = gc.mem.load
+    arenas = h.arenas
     yp = gc.yp
-    slots = pointer_slots(s, b)
-    for slot in slots:
-        yp("mark.scan_field")
-        p = load(slot)
-        if p:
-            base, ps, idx = h.findObject(p, b, slot - b)
+    if buf is None:
+        s = arenas[(b - ARENA_BASE) >> HEAP_ARENA_SHIFT].spans[(b >> PAGE_SHIFT) & _PAGE_MASK]
+        if s.spanclass & 1:
+            gcw.heapScanWork += 8
+            return
+        w = (b >> 3) & WORD_MASK
+        sh = w & 3
+        n = s.elemsize >> 3
+        if sh + n <= 8 and s.spanclass >> 1 and not s.heapBitsMore:
+            bm = s.heapBits
+            b0 = w >> 2
+            key = bm[b0] if sh + n <= 4 else bm[b0] | bm[b0 + 1] << 8
+            offs = DECODED_OFFSETS.get(key << 16 | n << 2 | sh)
+            if offs is None:
+                offs = pointer_offsets(s, b)
+        else:
+            offs = pointer_offsets(s, b)
+        words = gc.mem.words
+        if yp is not QUIET_YIELD:
+            for off in offs:
+                yp("mark.scan_field")
+                p = words[(b + off - ARENA_BASE) >> 3]
+                if p:
+                    base, ps, idx = h.findObject(p, b, off)
+                    if ps is not None:
+                        greyobject(gc, base, ps, idx, gcw)
+            gcw.heapScanWork += 8 * (len(offs) or 1)
+            return
+        base = b - ARENA_BASE
+    else:
+        words, base, offs = buf, 0, range(0, 8 * len(buf), 8)
+    wbuf = gcw.wbuf1
+    loud = yp is not QUIET_YIELD
+    marked = 0
+    for off in offs:
+        p = words[(base + off) >> 3]
+        q = p - ARENA_BASE       # ARENA_BASE is arena-aligned: q's page bits are p's
+        if q < 0:
+            continue             # nil, or not a heap address (findObject: no span)
+        try:
+            ps = arenas[q >> HEAP_ARENA_SHIFT].spans[(q >> PAGE_SHIFT) & _PAGE_MASK]
+            lo = ps.startAddr
+        except (IndexError, AttributeError):
+            continue             # past the mapped arenas, or a page that never had a span
+        if ps.state != MSPAN_IN_USE or not lo <= p < ps.limit:
+            obj, ps, idx = h.findObject(p, b, off if b else 0)
             if ps is not None:
-                greyobject(gc, base, ps, idx, gcw)
-    gcw.heapScanWork += 8 * (len(slots) or 1)
+                greyobject(gc, obj, ps, idx, gcw)
+                wbuf = gcw.wbuf1
+            continue
+        idx = ((p - lo) * ps.divMul) >> 32                # objIndex
+        i = idx >> 3
+        bit = 1 << (idx & 7)
+        bits = ps.gcmarkBits
+        if bits[i] & bit:
+            continue             # already marked
+        lk = STRIPES[(id(bits) >> 4) % NSTRIPES]          # or8(bits, i, bit), written out
+        lk.acquire()
+        try:
+            old = bits[i]
+            bits[i] = old | bit
+        finally:
+            lk.release()
+        if old & bit:
+            continue             # another marker won the race
+        if loud:
+            yp("mark.greyobject")
+        marked += ps.elemsize
+        if ps.spanclass & 1:
+            continue             # noscan: black at once
+        mf = ps.markFrom
+        if 0 <= mf <= idx and not ps.allocBits[i] & bit:
+            continue             # allocated during mark: black (gcmarknewobject)
+        if len(wbuf) < WORKBUF_NOBJ:
+            wbuf.append(lo + idx * ps.elemsize)
+        else:
+            gcw.put(lo + idx * ps.elemsize)
+            wbuf = gcw.wbuf1
+    gcw.bytesMarked += marked
+    if buf is None:
+        gcw.heapScanWork += 8 * (len(offs) or 1)
 
 
 def gcmarknewobjects(s) -> int:
@@ -167,24 +274,35 @@ def _scan_own_stack(gc, p) -> None:
 
 # --- draining -----------------------------------------------------------------
 
-def gcDrain(gc, gcw, flags: int = 0) -> None:
+def gcDrain(gc, gcw, flags: int = 0, check=None) -> None:
     """Claim root jobs, then blacken grey objects until there is no work, or
-    (DRAIN_UNTIL_PREEMPT) blackening is turned off."""
+    (DRAIN_UNTIL_PREEMPT) blackening is turned off, or check() (called every
+    DRAIN_CHECK_THRESHOLD of scan work, as Go's gcDrainFractional does with
+    pollFractionalWorkerExit) says stop."""
     while gc.blackenEnabled:
         j = gc.claim_root_job()
         if j < 0:
             break
         markroot(gc, gcw, j)
         gc.root_job_done()
-    while gc.blackenEnabled or not flags & DRAIN_UNTIL_PREEMPT:
-        if not gc.lists.nfull:
+    checkWork = DRAIN_CHECK_THRESHOLD
+    lists = gc.lists
+    preemptible = flags & DRAIN_UNTIL_PREEMPT
+    while gc.blackenEnabled or not preemptible:
+        if not lists.nfull:
             gcw.balance()
-        b = gcw.tryGet()
+        w = gcw.wbuf1
+        b = w.pop() if w else gcw.tryGet()      # tryGet's fast path
         if not b:
             break
         scanobject(gc, b, gcw)
         if gcw.heapScanWork >= GC_CREDIT_SLACK:
+            checkWork -= gcw.heapScanWork
             gc.flush_scan_work(gcw, flags & DRAIN_FLUSH_BG_CREDIT)
+            if checkWork <= 0 and check is not None:
+                checkWork += DRAIN_CHECK_THRESHOLD
+                if check():
+                    break
     gc.flush_scan_work(gcw, flags & DRAIN_FLUSH_BG_CREDIT)
 
 

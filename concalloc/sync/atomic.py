@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import threading
 
-_NSTRIPES = 64
-_stripes = tuple(threading.Lock() for _ in range(_NSTRIPES))
+NSTRIPES = 64
+# The striped locks: obj's is STRIPES[(id(obj) >> 4) % NSTRIPES].  A hot loop
+# may write or8 out under that same lock (gc/mark.py scanobject does).
+STRIPES = tuple(threading.Lock() for _ in range(NSTRIPES))
 
 
 def _stripe(obj) -> threading.Lock:
-    return _stripes[(id(obj) >> 4) % _NSTRIPES]
+    return STRIPES[(id(obj) >> 4) % NSTRIPES]
 
 
 class AtomicInt:
@@ -115,7 +117,7 @@ def add_attr(obj, name: str, d: int) -> int:
 
 def or8(buf: bytearray, i: int, mask: int) -> int:
     """buf[i] |= mask atomically; returns the old byte (Go's atomic.Or8)."""
-    with _stripe(buf):
+    with STRIPES[(id(buf) >> 4) % NSTRIPES]:     # _stripe(buf), written out: a call less
         old = buf[i]
         buf[i] = old | mask
         return old
