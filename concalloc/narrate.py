@@ -98,6 +98,12 @@ class _CollectorMemory:
     def store(self, addr: int, value: int) -> None:
         self.mem.store(addr, value)
 
+    @property
+    def words(self):
+        """The raw word view, for the paths that only run unnarrated (the os
+        scheduler's quiet barrier and scan loop)."""
+        return self.mem.words
+
 
 def _born_black(mheap, x: int) -> bool:
     """x was allocated black: during mark, from a span cached during mark, in a

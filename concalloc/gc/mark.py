@@ -135,18 +135,18 @@ def scanobject(gc, b: int, gcw, buf=None) -> None:
                 offs = pointer_offsets(s, b)
         else:
             offs = pointer_offsets(s, b)
-        words = gc.mem.words
         if yp is not QUIET_YIELD:
+            load = gc.mem.load    # one field at a time, through the memory's load (a narrator sees it)
             for off in offs:
                 yp("mark.scan_field")
-                p = words[(b + off - ARENA_BASE) >> 3]
+                p = load(b + off)
                 if p:
                     base, ps, idx = h.findObject(p, b, off)
                     if ps is not None:
                         greyobject(gc, base, ps, idx, gcw)
             gcw.heapScanWork += 8 * (len(offs) or 1)
             return
-        base = b - ARENA_BASE
+        words, base = gc.mem.words, b - ARENA_BASE
     else:
         words, base, offs = buf, 0, range(0, 8 * len(buf), 8)
     wbuf = gcw.wbuf1
