@@ -107,3 +107,17 @@ def check_marked_allocated(gc) -> None:
                             "fatal error: found pointer to free object",
                             address=s.startAddr + i * s.elemsize, span=s, cycle=gc.numgc + 1,
                             phase="marktermination")
+
+
+def check_assist_charged(gc) -> None:
+    """Every byte a P allocated black during mark was charged to its assist
+    debt (refill charges a span's free slots when it caches it during mark;
+    a large or uncached object, its size): markedBlack <= assistCharged
+    (world stopped, mcaches flushed)."""
+    for p in gc.allp:
+        c = p.mcache
+        if c.markedBlack > c.assistCharged:
+            raise Violation("gc.assist_uncharged",
+                            f"gcAssistAlloc: {p.name} allocated {c.markedBlack} bytes black during mark "
+                            f"but was charged {c.assistCharged} bytes of assist debt",
+                            cycle=gc.numgc + 1, phase="marktermination")

@@ -56,7 +56,9 @@ def greyobject(gc, obj: int, s, idx: int, gcw) -> None:
     for a noscan object or one allocated during this mark (no queueing)."""
     if s.isMarked(idx):
         return
-    if s.setMarked(idx):         # another marker won the race
+    if gc.racyShade:             # fault nonatomic-shade: test, then set
+        _setMarkedRacy(gc, s, idx)
+    elif s.setMarked(idx):       # another marker won the race
         return
     gc.yp("mark.greyobject")
     gcw.bytesMarked += s.elemsize
@@ -66,6 +68,15 @@ def greyobject(gc, obj: int, s, idx: int, gcw) -> None:
     if 0 <= mf <= idx and not s.isAllocBitSet(idx):
         return                   # allocated during mark: black (gcmarknewobject)
     gcw.put(obj)
+
+
+def _setMarkedRacy(gc, s, idx: int) -> None:
+    """Fault nonatomic-shade: the mark byte read, a yield, the byte written
+    back with one more bit -- a bit another marker set meanwhile is lost."""
+    bits, i = s.gcmarkBits, idx >> 3
+    old = bits[i]
+    gc.yp("fault.shade_racy")
+    bits[i] = old | 1 << (idx & 7)
 
 
 def shade(gc, p: int, gcw) -> None:
@@ -155,6 +166,9 @@ def markroot(gc, gcw, i: int) -> None:
         return
     p = gc.allp[i - 1]
     gc.yp("markroot.stack")
+    if gc.racyStackScan:         # fault stack-scan-races-owner: no suspendG
+        scanstack(gc, p, gcw)
+        return
     gc.world.run_at_safepoint(p, lambda q: _scan_own_stack(gc, q))
 
 
