@@ -54,7 +54,7 @@ ORACLE_OF = {
     "mcache.tiny": "verify_heap",
     "sweep.state": "verify_heap",
     "sweep": "sweep",
-    "lock.": "lock",
+    "lock.": "lock",             # lock.not_held, lock.rank (a LockRankViolation, "lock ordering problem")
     "mspan.list": "lock",
     "mcentral": "lock",
     "mheap": "verify_heap",

@@ -67,6 +67,7 @@ def run_once(cfg):
     escapes Runtime.run (raised while the run's result is collected) counts too."""
     from .check.violation import Violation
     from .runtime import Runtime
+    from .sync.errors import LockRankViolation
     try:
         with Runtime(cfg) as rt:
             res = rt.run_bounded(RUN_BOUND)
@@ -78,6 +79,9 @@ def run_once(cfg):
         v = res.violations[0]
         return EXIT_VIOLATION, v["invariant"], v["message"].splitlines()[0]
     err = res.error
+    rank = getattr(err, "error", err)          # a thread's failure carries its exception
+    if isinstance(rank, LockRankViolation):    # Go's "lock ordering problem": an oracle too
+        return EXIT_VIOLATION, "lock.rank", str(rank).splitlines()[0]
     return res.exit_code, None, None if err is None else f"{type(err).__name__}: {str(err).splitlines()[0]}"
 
 

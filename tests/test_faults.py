@@ -139,3 +139,31 @@ def test_faults_command_bad_arguments(capsys):
     assert code == 2 and "unknown fault 'nope'" in err
     code, _, err = cli(capsys, "faults", "--runs", "0")
     assert code == 2 and "--runs" in err
+
+
+def test_a_lock_ordering_problem_counts_as_caught(monkeypatch):
+    """A LockRankViolation (Go's "lock ordering problem") ends a run with exit 3 inside a
+    ThreadFailure; the hunt counts it as the lock oracle's catch."""
+    import concalloc.runtime as runtime_mod
+    from concalloc.runresult import RunResult
+    from concalloc.sync.errors import LockRankViolation, ThreadFailure
+
+    class FakeRuntime:
+        def __init__(self, cfg):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def run_bounded(self, seconds):
+            res = RunResult(config={})
+            res.error = ThreadFailure("P0", "...", LockRankViolation("lock ordering problem: mcentral[5] after mheap"))
+            res.exit_code = 3
+            return res
+    monkeypatch.setattr(runtime_mod, "Runtime", FakeRuntime)
+    code, invariant, message = run_once(Config())
+    assert (code, invariant) == (EXIT_VIOLATION, "lock.rank") and "lock ordering problem" in message
+    assert catalogue.oracle_of(invariant) == "lock"
