@@ -178,7 +178,7 @@ def _cmd_faults(args) -> int:
               if args.json else catalogue_table())
         return EXIT_OK
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress, always on stderr
-    hunts = run_catalogue(names, args.runs, progress=None if args.quiet else say)
+    hunts = run_catalogue(names, args.runs, runner=run_once, progress=None if args.quiet else say)
     if args.json:
         print(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, "runs": args.runs,
                           "score": score(hunts), "faults": [h.to_json() for h in hunts]}))

@@ -167,3 +167,11 @@ def test_a_lock_ordering_problem_counts_as_caught(monkeypatch):
     code, invariant, message = run_once(Config())
     assert (code, invariant) == (EXIT_VIOLATION, "lock.rank") and "lock ordering problem" in message
     assert catalogue.oracle_of(invariant) == "lock"
+
+
+def test_faults_command_exits_1_below_100_percent(capsys, monkeypatch):
+    import concalloc.faultscmd as faultscmd
+    monkeypatch.setattr(faultscmd, "run_once", lambda cfg: (EXIT_OK, None, None))   # nothing ever caught
+    code, out, _ = cli(capsys, "faults", "--only", "nonatomic-shade", "--runs", "2", "--quiet")
+    assert code == 1 and "NOT CAUGHT" in out and "mutation score: 0/1 caught (0.0%)" in out
+    assert "nonatomic-shade: not caught in 2 runs" in out
