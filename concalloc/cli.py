@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--json", action="store_true", help="print the meta and prices as JSON")
     k.set_defaults(func=_cmd_calibrate)
     __import__("concalloc.faultscmd", fromlist=["register"]).register(sub)   # concalloc faults
+    __import__("concalloc.advice", fromlist=["register"]).register(sub)
     return p
 
 

@@ -145,6 +145,10 @@ class GC:
         for p in self.allp:
             p.gcw = GCWork(self.lists, p.name)
         self.on_cycle_end = _print_gctrace if cfg.gctrace else None   # fn(record) after each cycle
+        # sync.Pool's runtime side (syncpool.PoolRegistry), installed by the first
+        # pool before the mutators start: its poolCleanup runs in gcStart (world
+        # stopped) and its pooled objects are roots scanned with the globals.
+        self.pools = None
         # Observation: the run's event recorder (falsy when off; GC events go
         # through `if ev:`) and, for --plot, heapLive sampled at the slow path.
         self.events = rt.events
@@ -155,7 +159,12 @@ class GC:
         self.yp = self.sync.yield_point
 
     def global_words(self) -> list[int]:
-        return list(self.rt.globals)
+        """The data segment's root words; sync.Pool's slots with them (in Go the
+        pools are reached from globals)."""
+        words = list(self.rt.globals)
+        if self.pools is not None:
+            words += self.pools.roots()
+        return words
 
     # --- threads ---------------------------------------------------------------
 
@@ -375,6 +384,7 @@ class GC:
         rec["heap_start"] = ctl.heapLive.load()
         rec["trigger"], _ = ctl.trigger()
         self.finishsweep_m()
+        self.clearpools()
         self.flush_mcaches(keep_tiny=True)
         self.gcResetMarkState()
         ctl.syncHeapStats(self.h.stats.snapshot())
@@ -425,6 +435,12 @@ class GC:
         _sweep.finishsweep_m(self.h)
         if ev:
             ev.emit("gc_sweep_done")
+
+    def clearpools(self) -> None:
+        """sync.Pool's poolCleanup, before marking (world stopped): the victims
+        are dropped, so this cycle frees what nobody took back."""
+        if self.pools is not None:
+            self.pools.poolCleanup()
 
     def flush_mcaches(self, keep_tiny: bool = False) -> None:
         """Every P's cached spans go back to their mcentrals (world stopped);

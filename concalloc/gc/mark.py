@@ -10,7 +10,7 @@ and objects can be lost; the other barriers and stack-scan protocols exist
 so that users can watch that happen.
 
 Roots (gcPrepareMarkRoots / markroot): one job for the data segment (the
-globals), one per P's stack.  The tiny blocks the Ps were filling when mark
+globals, and the objects sync.Pools hold: GC.global_words), one per P's stack.  The tiny blocks the Ps were filling when mark
 began are greyed at sweep termination (gcMarkTinyAllocs).  Jobs are claimed
 with an atomic counter by whoever drains first.
 

@@ -22,6 +22,7 @@ Config.workload names one, as a string that survives into the replay
 command, the schedule file and --json:
 
     ring, tree, ...            a built-in (BUILTIN)
+    pool:fresh                 a variant of a built-in (its module's VARIANTS)
     path/to/file.py            a file, loaded once per process
     package.module             a module on sys.path (or under the current directory)
     package.module:name        an object of that module
@@ -42,7 +43,7 @@ import threading
 import traceback
 
 from ..config import ConfigError
-from . import burst, churn, graph, ring, tree
+from . import burst, churn, graph, hugealloc, pool, reuse, ring, tree
 
 WORKLOADS = {
     "ring": ring,
@@ -50,6 +51,9 @@ WORKLOADS = {
     "churn": churn,
     "graph": graph,
     "burst": burst,
+    "pool": pool,
+    "reuse": reuse,
+    "hugealloc": hugealloc,
 }
 BUILTIN = tuple(WORKLOADS)
 
@@ -82,6 +86,8 @@ def get(ref: str):
     """The workload `ref` names (see the module comment), loaded at most once per process."""
     if isinstance(ref, str) and ref in WORKLOADS:
         return WORKLOADS[ref]
+    if isinstance(ref, str) and ref.partition(":")[0] in WORKLOADS:
+        return variant(ref)
     check_ref(ref)
     key = os.path.abspath(ref) if is_file_ref(ref) else ref
     with _load_lock:
@@ -91,6 +97,16 @@ def get(ref: str):
             check_workload(wl, ref)
             _loaded[key] = wl
     return wl
+
+
+def variant(ref: str):
+    """'pool:fresh': a new instance of the built-in's variant (its module's VARIANTS)."""
+    name, _, which = ref.partition(":")
+    variants = getattr(WORKLOADS[name], "VARIANTS", {})
+    if which not in variants:
+        known = ", ".join(f"{name}:{v}" for v in variants) or "none"
+        raise ConfigError("workload", f"{ref!r}: built-in {name!r} has no variant {which!r} (variants: {known})")
+    return variants[which]()
 
 
 def check_workload(wl, ref: str) -> None:
