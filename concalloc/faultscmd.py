@@ -12,6 +12,7 @@ catch.  The mutation score is caught / injected; the command exits 1 below
 
     concalloc faults                       # every fault, up to 40 seeds each
     concalloc faults --only nonatomic-shade --runs 10 --json
+    concalloc faults --scheduler pct       # every search under PCT instead
     concalloc faults --list                # the catalogue, nothing run
 """
 
@@ -85,12 +86,13 @@ def run_once(cfg):
     return res.exit_code, None, None if err is None else f"{type(err).__name__}: {str(err).splitlines()[0]}"
 
 
-def hunt(fault: catalogue.Fault, runs: int, base=None, runner=run_once, progress=None) -> Hunt:
+def hunt(fault: catalogue.Fault, runs: int, base=None, runner=run_once, progress=None,
+         scheduler: str | None = None) -> Hunt:
     """Search seeds 1..runs for a run the oracles catch; then run its control."""
     h = Hunt(fault)
     t0 = time.monotonic()
     for seed in range(1, runs + 1):
-        cfg = fault.config(base, seed)
+        cfg = fault.config(base, seed, scheduler=scheduler)
         code, invariant, message = runner(cfg)
         h.runs += 1
         if code == EXIT_VIOLATION:
@@ -106,17 +108,18 @@ def hunt(fault: catalogue.Fault, runs: int, base=None, runner=run_once, progress
     else:
         h.seconds = time.monotonic() - t0
     if h.invariant is not None:
-        code, invariant, message = runner(fault.config(base, h.seed, with_fault=False))
+        code, invariant, message = runner(fault.config(base, h.seed, with_fault=False, scheduler=scheduler))
         h.control = "clean" if code == EXIT_OK else (f"{invariant}: {message}" if invariant else message)
     return h
 
 
-def run_catalogue(names, runs: int, base=None, runner=run_once, progress=None) -> list[Hunt]:
+def run_catalogue(names, runs: int, base=None, runner=run_once, progress=None,
+                  scheduler: str | None = None) -> list[Hunt]:
     hunts = []
     for i, name in enumerate(names, 1):
         if progress:
             progress(f"[{i}/{len(names)}] {name}")
-        h = hunt(catalogue.get(name), runs, base, runner, progress)
+        h = hunt(catalogue.get(name), runs, base, runner, progress, scheduler)
         if progress:
             progress(f"[{i}/{len(names)}] {name}: " + (
                 f"caught by {h.oracle} ({h.invariant}) after {h.runs} runs, {h.seconds:.1f} s"
@@ -178,7 +181,8 @@ def _cmd_faults(args) -> int:
               if args.json else catalogue_table())
         return EXIT_OK
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress, always on stderr
-    hunts = run_catalogue(names, args.runs, runner=run_once, progress=None if args.quiet else say)
+    hunts = run_catalogue(names, args.runs, runner=run_once, progress=None if args.quiet else say,
+                          scheduler=args.scheduler)
     if args.json:
         print(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, "runs": args.runs,
                           "score": score(hunts), "faults": [h.to_json() for h in hunts]}))
@@ -195,6 +199,8 @@ def register(sub) -> None:
                    help=f"seeds searched per fault before it counts as missed (default: {DEFAULT_RUNS})")
     f.add_argument("--only", action="append", default=[], metavar="NAME",
                    help="hunt only this fault (repeatable; default: every fault)")
+    f.add_argument("--scheduler", choices=("random", "pct", "sticky-random"), default=None,
+                   help="the controlled scheduler of every search (default: each scenario's own, random)")
     f.add_argument("--list", action="store_true", help="print the catalogue and run nothing")
     f.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     f.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

@@ -175,3 +175,11 @@ def test_faults_command_exits_1_below_100_percent(capsys, monkeypatch):
     code, out, _ = cli(capsys, "faults", "--only", "nonatomic-shade", "--runs", "2", "--quiet")
     assert code == 1 and "NOT CAUGHT" in out and "mutation score: 0/1 caught (0.0%)" in out
     assert "nonatomic-shade: not caught in 2 runs" in out
+
+
+def test_a_search_under_another_controlled_scheduler(capsys):
+    code, out, err = cli(capsys, "faults", "--only", "mcentral-unlocked", "--runs", "3", "--scheduler", "pct",
+                         "--json", "--quiet")
+    assert code == 0, err
+    (entry,) = json.loads(out)["faults"]
+    assert entry["caught"] and "--scheduler pct" in entry["replay"]
