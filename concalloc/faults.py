@@ -21,8 +21,9 @@ The oracles, by the invariant names their violations carry:
     checkmark         gc.checkmark: GODEBUG gccheckmark=1's re-mark found a
                       reachable object the concurrent mark left white
     mark-state        gc.grey_left / gc.wbbuf_left / gc.marked_free /
-                      gc.assist_uncharged: the collector's own state at mark
-                      termination (check_no_grey, heapcheck >= 1)
+                      gc.assist_uncharged / gc.scan_missed: the collector's
+                      own state at mark termination (check_no_grey;
+                      heapcheck >= 1 for the others)
     verify_heap       heap.* / span.* / spans.* / sweep.state / mcache.tiny:
                       the allocator's invariants recomputed at a stop
     pointer           mutator.* / heap.bad_pointer: the pointer oracle
@@ -45,6 +46,7 @@ ORACLE_OF = {
     "gc.wbbuf_left": "mark-state",
     "gc.marked_free": "mark-state",
     "gc.assist_uncharged": "mark-state",
+    "gc.scan_missed": "mark-state",
     "gc.": "mark-state",
     "heap.bad_pointer": "pointer",
     "mutator.": "pointer",
@@ -142,7 +144,7 @@ CATALOGUE: tuple[Fault, ...] = (
           "the mark-completion test ignores root jobs not yet done: mark can end before every "
           "stack is scanned",
           "golang/go#16083 (scan missed a g); go-weave models/issue16083.go",
-          "gc/cycle.py _mark_work_done", "checkmark",
+          "gc/cycle.py _mark_work_done", "mark-state",
           {"workload": "ring", "procs": 2, "steps": 300, "live": 32, "gccheckmark": True},
           seed=3),
     Fault("wb-preempt-before-store",

@@ -183,3 +183,15 @@ def test_a_search_under_another_controlled_scheduler(capsys):
     assert code == 0, err
     (entry,) = json.loads(out)["faults"]
     assert entry["caught"] and "--scheduler pct" in entry["replay"]
+
+
+def test_a_stack_left_unscanned_at_mark_termination_is_caught():
+    from concalloc.gc.checkmark import gcMarkRootCheck
+    with Runtime(Config(steps=1)) as rt:
+        for p in rt.allp:
+            p.gcscandone = True
+        gcMarkRootCheck(rt.gc)                  # every stack scanned: fine
+        rt.allp[1].gcscandone = False
+        with pytest.raises(Violation, match="scan missed a g") as e:
+            gcMarkRootCheck(rt.gc)
+        assert e.value.invariant == "gc.scan_missed"

@@ -121,3 +121,15 @@ def check_assist_charged(gc) -> None:
                             f"gcAssistAlloc: {p.name} allocated {c.markedBlack} bytes black during mark "
                             f"but was charged {c.assistCharged} bytes of assist debt",
                             cycle=gc.numgc + 1, phase="marktermination")
+
+
+def gcMarkRootCheck(gc) -> None:
+    """Every P's stack was scanned this cycle (Go's gcMarkRootCheck, "scan
+    missed a g"): mark must not complete while a stack job is outstanding
+    (world stopped)."""
+    for p in gc.allp:
+        if not p.gcscandone:
+            raise Violation("gc.scan_missed",
+                            f"gcMarkRootCheck: {p.name}'s stack was not scanned (gcscandone=false) "
+                            f"at mark termination\nfatal error: scan missed a g",
+                            cycle=gc.numgc + 1, phase="marktermination")

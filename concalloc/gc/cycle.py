@@ -561,6 +561,7 @@ class GC:
         if self.cfg.heapcheck >= 1:
             _checkmark.check_marked_allocated(self)
             _checkmark.check_assist_charged(self)
+            _checkmark.gcMarkRootCheck(self)
         if self.cfg.gccheckmark:
             _checkmark.runCheckmark(self)
         self.setGCPhase(GC_OFF)
