@@ -126,8 +126,8 @@ CATALOGUE: tuple[Fault, ...] = (
           "objects allocated during mark are born white: one held only by an already-scanned "
           "stack is freed",
           "mbarrier.go (the hybrid barrier needs allocate-black); gcmarknewobject",
-          "mcache.py refill, malloc.py (markFrom / mark at allocation)", "checkmark",
-          _HIDE),
+          "mcache.py refill, malloc.py (markFrom / mark at allocation)", "pointer",
+          {**_HIDE, "gccheckmark": False, "heapcheck": 2}),   # the pointer oracle, checkmark off
     Fault("wbbuf-unflushed",
           "mark completion never flushes the per-P write-barrier buffers: pointers shaded only "
           "in a wbBuf are still there at mark termination",
