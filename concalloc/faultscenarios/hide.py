@@ -2,9 +2,8 @@
 
 Two shared roots, both nodes with one pointer field per mutator:
 
-* Rs, "shallow": global 0 and every mutator's stack slot 0.  Once one P's
-  stack is scanned Rs is grey, and that P's next assist may blacken it
-  while other Ps' stacks are still unscanned;
+* Rs, "shallow": global 0 and every mutator's stack slot 0, so it is grey
+  as soon as one stack is scanned;
 * Rd, "deep": the end of a chain of CHAIN nodes from global 1, on no stack,
   so the marker reaches it late.
 
@@ -26,12 +25,15 @@ this P's stack scan, only allocate-black keeps it.  Each round:
    stack is not yet scanned, only the insertion shade keeps it: the stack
    scan finds the carrier already black and does not look inside.
 
-Between steps the mutator allocates noscan garbage big enough that its
-mcache refills often (safe points, and assists that blacken heap objects
-while stacks are still grey).  The pocket's value is checked every round (a
-freed and reused pocket is seen even with checkmark off).  Go's hybrid
-barrier with allocate-black keeps every pocket; each catalogue fault that
-weakens one of those can lose one.
+Between steps the mutator allocates a random stretch (up to DWELL) of small
+noscan garbage, so that a cycle often starts, or a stack is scanned, while
+the pocket rests; P0 asks for a cycle at each of its allocations (a no-op
+while one runs), so cycles run back to back without a memory limit -- whose
+assist pressure would park the mutators while the marker runs.  The
+pocket's value is checked every round (a freed and reused pocket is seen
+even with checkmark off).  Go's hybrid barrier with allocate-black keeps
+every pocket (`dijkstra` loses one on every seed tried, `yuasa` on about
+half); each catalogue fault that weakens one of those can lose one.
 """
 
 from concalloc.check.violation import throw
