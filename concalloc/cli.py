@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(func=_cmd_calibrate)
     __import__("concalloc.faultscmd", fromlist=["register"]).register(sub)   # concalloc faults
     __import__("concalloc.advice", fromlist=["register"]).register(sub)
+    __import__("concalloc.stress", fromlist=["register"]).register(sub)      # stress, stress-report
     return p
 
 

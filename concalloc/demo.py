@@ -17,6 +17,7 @@ import threading
 from .config import (BARRIERS, MAX_INT64, SCHEDULERS, STACK_SCANS, WORKLOADS, Config, ConfigError,
                      parse_bytes)
 from .log import LEVELS, logger, shows
+from .pct import AUTO, parse_confidence, parse_k
 from .report import human_bytes, lock_tables, memstats_table, table
 from .runconfig import (DEFAULT_CONTROLLED_STEPS, DEFAULT_SECONDS, FLAGS, format_bytes, replay_command,
                         replay_config)
@@ -74,10 +75,14 @@ def add_run_arguments(p, grid: bool = False) -> None:
                    help="os: probability that a yield point gives up the CPU (default: %(default)s)")
     s.add_argument("--switch-interval", type=float, default=None, metavar="SECONDS",
                    help="os: sys.setswitchinterval for the run (default: Python's, 0.005)")
-    s.add_argument("--pct-depth", type=int, default=d.pct_depth,
+    s.add_argument("--pct-depth", "--depth", type=int, default=d.pct_depth,
                    help="pct: bug depth d, d-1 priority change points (default: %(default)s)")
-    s.add_argument("--pct-k", type=int, default=d.pct_k,
-                   help="pct: steps over which change points are spread (default: %(default)s)")
+    s.add_argument("--pct-k", type=parse_k, default=AUTO, metavar="K|auto",
+                   help="pct: steps over which change points are spread; auto: the steps of a pilot "
+                        "run under --scheduler random, same seed (docs/stress.md) (default: %(default)s)")
+    s.add_argument("--confidence", type=parse_confidence, default=0.99, metavar="C",
+                   help="pct: print the runs (seeds) PCT needs to find a depth-d bug with this "
+                        "probability (default: %(default)s)")
     s.add_argument("--sticky", type=float, default=d.sticky, metavar="P",
                    help="sticky-random: probability of switching threads at a decision "
                         "(default: %(default)s)")
@@ -140,7 +145,7 @@ def config_from_args(args) -> Config:
                  workload=args.workload, steps=args.steps, seconds=args.seconds, live=args.live,
                  size=args.size, noscan=args.noscan, scheduler=scheduler, seed=args.seed,
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
-                 pct_k=args.pct_k, sticky=args.sticky, replay_file=replay, hang_seconds=args.hang_seconds,
+                 pct_k=Config.pct_k if args.pct_k == AUTO else args.pct_k, sticky=args.sticky, replay_file=replay, hang_seconds=args.hang_seconds,
                  lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None),
                  cost_table=getattr(args, "cost_table", None), costs=tuple(getattr(args, "cost", ()) or ()),
                  plot=getattr(args, "plot", None))
@@ -148,12 +153,23 @@ def config_from_args(args) -> Config:
                       barrier=args.barrier, stack_scan=args.stack_scan, gc_workers=args.gc_workers,
                       gctrace=args.gctrace, max_steps=args.max_steps,
                       faults=tuple(getattr(args, "fault", ()) or ()))
-    if not args.godebug:
-        return cfg
-    for item in filter(None, (x.strip() for x in args.godebug.split(","))):
-        if "=" not in item and item in FLAGS and FLAGS[item].kind == "godebug":
-            raise ConfigError("GODEBUG", f"{item} needs a value, e.g. {item}=1")
-    return Config.from_godebug(args.godebug, cfg)
+    if args.godebug:
+        for item in filter(None, (x.strip() for x in args.godebug.split(","))):
+            if "=" not in item and item in FLAGS and FLAGS[item].kind == "godebug":
+                raise ConfigError("GODEBUG", f"{item} needs a value, e.g. {item}=1")
+        cfg = Config.from_godebug(args.godebug, cfg)
+    if args.pct_k == AUTO and cfg.scheduler == "pct":
+        cfg = with_auto_k(cfg, getattr(args, "cache", "on") != "off")
+    return cfg
+
+
+def with_auto_k(cfg: Config, cache: bool) -> Config:
+    """--pct-k auto: k is the decision count of a pilot run (concalloc/pct.py)."""
+    from .pct import k_from_steps, pilot_steps
+    steps, _ = pilot_steps(cfg, cache)
+    k = k_from_steps(steps, cfg.pct_depth)
+    logger.debug("pct: k = {:,}: a pilot run under --scheduler random, seed {}, took {:,} steps", k, cfg.seed, steps)
+    return cfg.replace(pct_k=k)
 
 
 def parse_gogc(text: str) -> int:
@@ -349,6 +365,16 @@ def ending_line(res, cfg: Config) -> str:
     return f"concalloc: run ended with {type(res.error).__name__}:\n{res.error}"
 
 
+def pct_guarantee(rt, res, confidence: float):
+    """PCT's guarantee for a pct run (n from the threads it ran), else None."""
+    cfg = rt.config
+    if cfg.scheduler != "pct":
+        return None
+    from .pct import Guarantee
+    return Guarantee(n=len(rt.sched.priorities()), k=cfg.pct_k, d=cfg.pct_depth, confidence=confidence,
+                     steps=res.sched.get("steps"))
+
+
 def run_demo(args) -> int:
     cfg = config_from_args(args)
     cache = args.cache == "on"
@@ -376,14 +402,20 @@ def run_demo(args) -> int:
         res, interrupted = run_interruptibly(rt)
         if args.save_schedule and cfg.controlled():
             rt.save_schedule(args.save_schedule)
+        guarantee = pct_guarantee(rt, res, getattr(args, "confidence", 0.99))
     if progress and sys.stderr.isatty():
         print(file=sys.stderr)
     if interrupted:
         res.exit_code = EXIT_INTERRUPTED
     if args.json:
-        print(json.dumps(res.to_json(), default=str))
+        doc = res.to_json()
+        if guarantee:
+            doc["pct"] = guarantee.to_json()
+        print(json.dumps(doc, default=str))
     else:
         print_report(res)
+        if guarantee:
+            print("\n" + guarantee.text())
     if report and res.vtime:
         from .vtimereport import breakdown_table, breakdown_png
         if not args.json:

@@ -148,7 +148,8 @@ def replay_command(cfg: Config, cache: bool = True) -> str:
     godebug = []
     for name, flag in FLAGS.items():
         value = d[name]
-        if not flag.in_command or value is None or (value == defaults[name] and not flag.always):
+        shown = flag.always or (name == "pct_k" and cfg.scheduler == "pct")   # `run` defaults to auto
+        if not flag.in_command or value is None or (value == defaults[name] and not shown):
             continue
         if flag.kind == "godebug":
             godebug.append(f"{name}={int(value)}")
