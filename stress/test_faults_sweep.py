@@ -1,4 +1,4 @@
-"""The fault catalogue over many seeds (long: `pytest stress -m long -k faults`).
+"""The fault catalogue over many seeds (long: `pytest -m long stress/test_faults_sweep.py -s`).
 
 * The mutation score is 100%: every fault is caught within SEEDS runs and
   its control (the catching seed without the fault) runs clean.
