@@ -30,9 +30,11 @@ The oracles, by the invariant names their violations carry:
                       (heapcheck=2) and invalidptr on every pointer followed
     sweep             sweep / sweep.*: sweep's own throws ("sweep increased
                       allocation count", "marked free object in span")
-    lock              lock.not_held / mspan.list / mcentral: lock ownership
-                      and the span lists' own throws
-    workload          a workload's own check (a value that changed under it)
+    lock              lock.not_held / lock.rank / mspan.list / mcentral: lock
+                      ownership (assertLockHeld on the mcentral lists), lock
+                      ranking (a LockRankViolation), the span lists' own throws
+    workload          scenario.lost / lost_object.*: a workload's own check (a
+                      value that changed under it)
 """
 
 from __future__ import annotations
