@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("concalloc.faultscmd", fromlist=["register"]).register(sub)   # concalloc faults
     __import__("concalloc.advice", fromlist=["register"]).register(sub)
     __import__("concalloc.stress", fromlist=["register"]).register(sub)      # stress, stress-report
+    __import__("concalloc.compare", fromlist=["register"]).register(sub)     # compare-allocators
     return p
 
 

@@ -17,6 +17,7 @@ BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
 STACK_SCANS = ("concurrent", "stw-snapshot", "rescan")
 MAX_INT64 = (1 << 63) - 1
 WORKLOADS = ("ring", "tree", "churn", "graph", "burst")   # the built-ins; see workloads/ for the rest
+ALLOCATORS = ("go", "bump", "first-fit", "next-fit", "best-fit", "segregated")   # concalloc/methods
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,8 @@ class Config:
                                          # 2 before every cycle, and every mutator pointer access checked
     gccheckmark: bool = False            # re-mark from the roots at mark termination
     gctrace: bool = False                # one line per GC cycle on stderr
+    # the allocation method: Go's, or one of the survey's (concalloc/methods)
+    allocator: str = "go"
     # the collector
     gogc: int = 100                      # GOGC; -1 = off
     memory_limit: int = MAX_INT64        # GOMEMLIMIT in bytes
@@ -131,6 +134,14 @@ class Config:
         _int_in("memory_limit", self.memory_limit, 0, MAX_INT64)
         if self.barrier not in BARRIERS:
             raise ConfigError("barrier", f"must be one of {', '.join(BARRIERS)}, got {self.barrier!r}")
+        if self.allocator not in ALLOCATORS:
+            raise ConfigError("allocator", f"must be one of {', '.join(ALLOCATORS)}, got {self.allocator!r}")
+        if self.allocator != "go" and self.scheduler == "vtime":
+            raise ConfigError("allocator", f"{self.allocator} has no virtual-time costs: use --scheduler os, "
+                                           "random, pct, sticky-random or replay")
+        if self.allocator != "go" and self.plot:
+            raise ConfigError("plot", "draws Go's pacer (heap goal and trigger); for the survey's methods use "
+                                      "compare-allocators --plot DIR")
         if self.stack_scan not in STACK_SCANS:
             raise ConfigError("stack_scan", f"must be one of {', '.join(STACK_SCANS)}, got {self.stack_scan!r}")
         if self.gc_workers is not None:

@@ -14,7 +14,7 @@ import json
 import sys
 import threading
 
-from .config import (BARRIERS, MAX_INT64, SCHEDULERS, STACK_SCANS, WORKLOADS, Config, ConfigError,
+from .config import (ALLOCATORS, BARRIERS, MAX_INT64, SCHEDULERS, STACK_SCANS, WORKLOADS, Config, ConfigError,
                      parse_bytes)
 from .log import LEVELS, logger, shows
 from .pct import AUTO, parse_confidence, parse_k
@@ -103,6 +103,10 @@ def add_run_arguments(p, grid: bool = False) -> None:
     else:
         gc.add_argument("--gogc", default="100", help="GOGC: heap growth percent per cycle, or off (default: 100)")
     gc.add_argument("--memlimit", default="off", help="GOMEMLIMIT, e.g. 64MiB (default: off)")
+    gc.add_argument("--allocator", choices=ALLOCATORS, default=d.allocator,
+                    help="allocation method: go (mcache/mcentral/mheap + concurrent GC) or one of the "
+                         "survey's, with a stop-the-world collector (docs/allocation-methods.md) "
+                         "(default: %(default)s)")
     gc.add_argument("--barrier", choices=BARRIERS, default=d.barrier,
                     help="write barrier (default: %(default)s, as Go ships it)")
     gc.add_argument("--stack-scan", choices=STACK_SCANS, default=d.stack_scan,
@@ -152,7 +156,8 @@ def config_from_args(args) -> Config:
     cfg = cfg.replace(gogc=parse_gogc(args.gogc), memory_limit=parse_memlimit(args.memlimit),
                       barrier=args.barrier, stack_scan=args.stack_scan, gc_workers=args.gc_workers,
                       gctrace=args.gctrace, max_steps=args.max_steps,
-                      faults=tuple(getattr(args, "fault", ()) or ()))
+                      faults=tuple(getattr(args, "fault", ()) or ()),
+                      allocator=getattr(args, "allocator", "go"))
     if args.godebug:
         for item in filter(None, (x.strip() for x in args.godebug.split(","))):
             if "=" not in item and item in FLAGS and FLAGS[item].kind == "godebug":
@@ -248,7 +253,8 @@ def header(res) -> str:
     allocs = sum(m["allocs"] for m in res.mutators.values())
     godebug = ",".join(f"{k}={int(cfg[k])}" for k, f in FLAGS.items() if f.kind == "godebug" and k in cfg)
     return (f"workload {cfg['workload']} on {cfg['procs']} Ps ({len(res.mutators)} mutators), "
-            f"mcache {'on' if cfg.get('cache', True) else 'off'}, scheduler {cfg['scheduler']} "
+            + (f"mcache {'on' if cfg.get('cache', True) else 'off'}" if cfg.get("allocator", "go") == "go"
+               else f"allocator {cfg['allocator']}") + f", scheduler {cfg['scheduler']} "
             f"seed {cfg['seed']}, GODEBUG {godebug}\n"
             f"{allocs:,} allocations in {res.elapsed:.2f} s\n" + gc_line(res))
 
@@ -257,6 +263,11 @@ def gc_line(res) -> str:
     """The collector in one line: settings, cycles, pauses, CPU."""
     cfg, gc, ms = res.config, res.gc, res.memstats
     gogc = "off" if cfg["gogc"] < 0 else cfg["gogc"]
+    if gc.get("method"):     # a survey method (concalloc/methods): a stop-the-world collector
+        pauses = ms.get("PauseTotalNs", 0) if ms else 0
+        pauses = f"{pauses / 1e6:.2f} ms" if cfg["scheduler"] == "os" else f"{pauses:,} steps"
+        return (f"GC: {gc['method']} allocator, stop-the-world collector, GOGC {gogc}: {gc['num_gc']} "
+                f"collections, pauses {pauses} in all")
     line = (f"GC: GOGC {gogc}, {cfg['barrier']} barrier, {cfg['stack_scan']} stack scan, "
             f"{gc.get('workers', 0)} mark worker(s): {gc.get('num_gc', 0)} cycles")
     if ms and gc.get("num_gc"):

@@ -93,6 +93,8 @@ class Mutator:
             self.store = self._store_checked
         if "wb-preempt-before-store" in cfg.faults:
             self.store = self._store_stale_barrier
+        if rt.method is not None:   # a survey allocation method (concalloc/methods)
+            rt.method.bind(self)
 
     def _rebind_yield(self) -> None:
         self._yield = self.rt.sync.yield_point

@@ -111,6 +111,7 @@ FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "trace": Flag("--trace", observe=True, in_command=False),
     "plot": Flag("--plot", observe=True, in_command=False),
     "max_steps": Flag("--max-steps"),
+    "allocator": Flag("--allocator"),
     "gogc": Flag("--gogc", render=lambda v: "off" if v < 0 else str(v)),
     "memory_limit": Flag("--memlimit", render=lambda v: "off" if v >= MAX_INT64 else format_bytes(v)),
     "barrier": Flag("--barrier"),

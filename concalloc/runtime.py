@@ -66,6 +66,10 @@ class Runtime:
         self.moduledata = self.heap.moduledata  # the globals: words of the data segment
         self.write_barrier = None        # world stopped: see set_write_barrier
         self.malloc_nocache = mallocgc_nocache
+        self.method = None               # a survey allocation method (concalloc/methods), or Go's
+        if cfg.allocator != "go":
+            from .methods import make_method
+            self.method = make_method(self)
         nslots = self.workload.slots(cfg)
         self.mutators = [Mutator(self, p, nslots) for p in self.allp[:cfg.nmutators()]]
         self._active = AtomicInt(len(self.mutators))
@@ -73,7 +77,7 @@ class Runtime:
         # mutators wait for setup_done (set once by P0), made only when there is a setup.
         self.workload_setup = getattr(self.workload, "setup", None)
         self.setup_done = self.sync.event("workload.setup") if self.workload_setup and len(self.mutators) > 1 else None
-        self.gc = GC(self)
+        self.gc = GC(self) if self.method is None else self.method.gc
         if not self.mutators:            # --mutators 0: nothing will ever finish and stop the GC
             self.gc.stop()
         self.heap.mheap.on_refill = self.gc.on_alloc_slow_path
@@ -200,6 +204,8 @@ class Runtime:
             if res.error is None and cfg.heapcheck >= 1:
                 try:
                     self.heap.verify()     # every thread is done: the world is stopped
+                    if self.method is not None:
+                        self.method.check()
                 except Violation as v:
                     res.error = v
         res.elapsed = time.monotonic() - t0
