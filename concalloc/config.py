@@ -150,6 +150,9 @@ class Config:
         if self.faults:
             from .faults import validate as validate_faults
             validate_faults(self.faults)
+            if getattr(self, "allocator", "go") != "go":
+                raise ConfigError("faults", f"the faults break Go's allocator and collector: they need "
+                                            f"--allocator go, not {self.allocator}")
         _int_in("size", self.size, 0, 1 << 40)
         if not isinstance(self.costs, (tuple, list)) or not all(isinstance(k, str) for k in self.costs):
             raise ConfigError("costs", f"must be a list of 'KEY=+500ns' strings, got {self.costs!r}")

@@ -9,6 +9,7 @@ lock taken in another order): if a test here fails with "not caught", run
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -59,6 +60,11 @@ def test_an_unknown_fault_is_refused_and_a_fault_replays():
     cfg = Config(faults=["nonatomic-shade"])          # a schedule file's list comes back a tuple
     assert cfg.faults == ("nonatomic-shade",)
     assert "--fault nonatomic-shade" in replay_command(cfg)
+    from concalloc.cli import build_parser
+    from concalloc.demo import config_from_args
+    cfg = catalogue.get("wb-skip-nil-old").config(seed=7).replace(faults=("wb-skip-nil-old", "nonatomic-shade"))
+    argv = shlex.split(replay_command(cfg))[1:]
+    assert argv.count("--fault") == 2 and config_from_args(build_parser().parse_args(argv)) == cfg
 
 
 def test_with_no_fault_the_hot_paths_are_the_usual_ones():
@@ -195,3 +201,8 @@ def test_a_stack_left_unscanned_at_mark_termination_is_caught():
         with pytest.raises(Violation, match="scan missed a g") as e:
             gcMarkRootCheck(rt.gc)
         assert e.value.invariant == "gc.scan_missed"
+
+
+def test_faults_need_gos_allocator():
+    with pytest.raises(ConfigError, match="need --allocator go"):
+        Config(faults=("nonatomic-shade",), allocator="first-fit")

@@ -54,12 +54,12 @@ def test_replay_command_sets_every_field_it_can():
                  scheduler="pct", seed=5, noise=0.5, switch_interval=0.01, pct_depth=4, pct_k=99, sticky=0.5,
                  hang_seconds=7.0, workload="churn", steps=77, live=12, size=48, noscan=True,
                  lock_stats=True, max_steps=5000, gogc=-1, memory_limit=64 << 20, barrier="yuasa",
-                 stack_scan="rescan", gc_workers=2, gctrace=True, gccheckmark=True, faults=("nonatomic-shade",),
-                 allocator="first-fit")
+                 stack_scan="rescan", gc_workers=2, gctrace=True, gccheckmark=True, allocator="first-fit")
     defaults = Config()
     differ = {f for f in FLAGS if getattr(cfg, f) != getattr(defaults, f)}
-    # cost_table and costs need --scheduler vtime (this config is pct): test_vtime covers them
-    assert differ >= set(FLAGS) - {"replay_file", "trace", "plot", "seconds", "cost_table", "costs"}, \
+    # cost_table and costs need --scheduler vtime (this config is pct): test_vtime covers them;
+    # faults need --allocator go (this config is first-fit): test_faults covers them
+    assert differ >= set(FLAGS) - {"replay_file", "trace", "plot", "seconds", "cost_table", "costs", "faults"}, \
         f"give the test config a non-default {sorted(set(FLAGS) - differ)}"
     argv = shlex.split(replay_command(cfg, cache=False))[1:]
     args = build_parser().parse_args(argv)
