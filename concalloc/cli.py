@@ -6,6 +6,7 @@ Subcommands:
     sizeclasses   Go's size-class table, as sizeclasses.go prints it (--json)
     calibrate     measure Go 1.19 here and write the virtual-time cost table
     barrier-matrix  every write barrier x stack-scan protocol, searched for lost objects
+    faults        inject each catalogued collector fault; the mutation score
     version
 
 Exit codes: 0 ok; 1 an invariant violation; 2 bad arguments or config (one
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--save-output", default=None, metavar="FILE", help="keep the Go output")
     k.add_argument("--json", action="store_true", help="print the meta and prices as JSON")
     k.set_defaults(func=_cmd_calibrate)
+    __import__("concalloc.faultscmd", fromlist=["register"]).register(sub)   # concalloc faults
     __import__("concalloc.advice", fromlist=["register"]).register(sub)
     __import__("concalloc.stress", fromlist=["register"]).register(sub)      # stress, stress-report
     __import__("concalloc.compare", fromlist=["register"]).register(sub)     # compare-allocators

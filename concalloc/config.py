@@ -61,6 +61,7 @@ class Config:
     barrier: str = "hybrid"
     stack_scan: str = "concurrent"
     gc_workers: int | None = None        # background mark workers (default: 25% of procs, at least 1)
+    faults: tuple = ()                   # injected collector faults, by name (concalloc/faults.py)
     # scheduling
     scheduler: str = "os"
     seed: int = 1
@@ -89,6 +90,8 @@ class Config:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
+        if isinstance(self.faults, list):      # as JSON (a schedule file) gives it back
+            object.__setattr__(self, "faults", tuple(self.faults))
         self.validate()
 
     def replace(self, **changes) -> "Config":
@@ -147,6 +150,12 @@ class Config:
         if self.gc_workers is not None:
             _int_in("gc_workers", self.gc_workers, 1, 64)
         _int_in("max_steps", self.max_steps, 1, 10**12)
+        if self.faults:
+            from .faults import validate as validate_faults
+            validate_faults(self.faults)
+            if getattr(self, "allocator", "go") != "go":
+                raise ConfigError("faults", f"the faults break Go's allocator and collector: they need "
+                                            f"--allocator go, not {self.allocator}")
         _int_in("size", self.size, 0, 1 << 40)
         if not isinstance(self.costs, (tuple, list)) or not all(isinstance(k, str) for k in self.costs):
             raise ConfigError("costs", f"must be a list of 'KEY=+500ns' strings, got {self.costs!r}")
@@ -162,6 +171,7 @@ class Config:
         d = dataclasses.asdict(self)
         d.pop("extra")
         d["costs"] = list(self.costs)     # as JSON reads it back
+        d["faults"] = list(self.faults)
         return d
 
     @classmethod

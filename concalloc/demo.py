@@ -113,6 +113,9 @@ def add_run_arguments(p, grid: bool = False) -> None:
                     help="stack-scanning protocol (default: %(default)s)")
     gc.add_argument("--gc-workers", type=int, default=None,
                     help="background mark workers (default: 25%% of --procs, at least 1)")
+    gc.add_argument("--fault", action="append", default=[], metavar="NAME",
+                    help="inject a collector fault from the catalogue (repeatable; `concalloc faults` "
+                         "lists them) (default: none)")
     gc.add_argument("--gctrace", action="store_true",
                     help="one line per GC cycle on stderr, as GODEBUG=gctrace=1 (default: off)")
     s.add_argument("--cost", action="append", default=[], metavar="KEY=+500ns|xN|0",
@@ -153,6 +156,7 @@ def config_from_args(args) -> Config:
     cfg = cfg.replace(gogc=parse_gogc(args.gogc), memory_limit=parse_memlimit(args.memlimit),
                       barrier=args.barrier, stack_scan=args.stack_scan, gc_workers=args.gc_workers,
                       gctrace=args.gctrace, max_steps=args.max_steps,
+                      faults=tuple(getattr(args, "fault", ()) or ()),
                       allocator=getattr(args, "allocator", "go"))
     if args.godebug:
         for item in filter(None, (x.strip() for x in args.godebug.split(","))):

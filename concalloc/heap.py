@@ -41,6 +41,7 @@ class Heap:
         self.mheap = MHeap(self.sync, cfg.reserve_bytes)
         self.mheap.invalidptr = cfg.invalidptr
         self.mheap.recordTypes = cfg.heapcheck >= 2   # before any mcache or span exists
+        self.mheap.faults = frozenset(cfg.faults)
         self.mcaches = [MCache(self.mheap, p) for p in range(cfg.procs)]
         self.moduledata = ModuleData()                # the globals: the data segment below the heap
         self.memory = Memory(self.mheap.sysmem, self.moduledata)

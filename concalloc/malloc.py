@@ -151,9 +151,11 @@ def _central_alloc(c, spc: int) -> tuple[int, bool]:
     h = c.heap
     if h.gcphase:
         s = h.spanOf(x)
-        if not s.setMarked(s.objIndex(x)):
+        if c.allocBlack and not s.setMarked(s.objIndex(x)):
             c.markedBlack += s.elemsize
-        c.gcAssistBytes -= s.elemsize
+        if c.chargeAssist:
+            c.gcAssistBytes -= s.elemsize
+            c.assistCharged += s.elemsize
     return x, grew
 
 
@@ -180,9 +182,12 @@ def _large(c, size: int, typ, needzero: bool) -> int:
     if (needzero or typ is not None) and s.needzero:
         h.sysmem.memclr(s.startAddr, size)
     if h.gcphase:         # allocate black (gcmarknewobject) and run up assist debt
-        s.setMarked(0)
-        c.markedBlack += s.elemsize
-        c.gcAssistBytes -= npages << PAGE_SHIFT
+        if c.allocBlack:
+            s.setMarked(0)
+            c.markedBlack += s.elemsize
+        if c.chargeAssist:
+            c.gcAssistBytes -= npages << PAGE_SHIFT
+            c.assistCharged += npages << PAGE_SHIFT
     hook = h.on_large_alloc
     if hook is not None:
         c.allocating = s.startAddr

@@ -27,7 +27,7 @@ from .gc.mark import gcmarknewobjects
 class MCache:
     __slots__ = ("heap", "pid", "alloc", "tiny", "tinyoffset", "tinyAllocs",
                  "scanAlloc", "flushGen", "emptymspan", "nrefill", "gcAssistBytes", "markedBlack", "allocating",
-                 "heapBitsSetType")
+                 "heapBitsSetType", "assistCharged", "allocBlack", "chargeAssist")
 
     def __init__(self, heap, pid: int = 0):
         self.heap = heap
@@ -42,6 +42,10 @@ class MCache:
         self.nrefill = 0
         self.gcAssistBytes = 0  # assist credit in bytes, negative = debt (Go keeps it per G)
         self.markedBlack = 0    # bytes allocated black this cycle (gcmarknewobject)
+        self.assistCharged = 0  # bytes of assist debt charged this cycle (>= markedBlack: the check)
+        faults = heap.faults    # injected faults (concalloc/faults.py)
+        self.allocBlack = "no-allocate-black" not in faults
+        self.chargeAssist = "assist-debt-uncharged" not in faults
         self.allocating = 0     # the object a slow path is returning while the GC hook runs (a root)
         # mallocgc writes heap bits through this (set once): the recording
         # variant only when the heap keeps the heapcheck=2 type record.
@@ -89,8 +93,12 @@ class MCache:
         s.allocCountBeforeCache = s.allocCount
         s.cachedBy = self.pid
         if h.gcphase:  # allocate-black: what this span hands out from here on is black
-            s.markFrom = s.freeindex
-            self.gcAssistBytes -= (s.nelems - s.allocCount) * s.elemsize
+            if self.allocBlack:
+                s.markFrom = s.freeindex
+            if self.chargeAssist:
+                debt = (s.nelems - s.allocCount) * s.elemsize
+                self.gcAssistBytes -= debt
+                self.assistCharged += debt
         self.alloc[spc] = s
         self.nrefill += 1
         if self.scanAlloc:  # Go flushes scanAlloc with refill's heapLive update

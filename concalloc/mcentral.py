@@ -31,6 +31,8 @@ Protection: `lock` (rank MCENTRAL) guards nonempty, empty and the spans'
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from .gc.sweep import deductSweepCredit, sweepLocked
 from .mspan import MSpanList
 from .sizeclasses import class_to_allocnpages, class_to_size
@@ -48,6 +50,8 @@ class MCentral:
         self.empty = MSpanList(f"mcentral[{spanclass}].empty")        # lock
         self.nmalloc = AtomicInt(0)
         self.npages = class_to_allocnpages[spanclass >> 1]
+        if heap.sync.check_ranks:       # lock-ownership checks on every list change
+            self.nonempty.guard = self.empty.guard = (self.lock, heap.sync.thread_state)
 
     def cacheSpan(self):
         """Allocate a span to use in an mcache (oldCacheSpan, with 1.19's
@@ -143,7 +147,7 @@ class MCentral:
         n = s.nelems - s.allocCount
         if n > 0:
             self.nmalloc.add(-n)
-            with self.lock:
+            with nullcontext() if "mcentral-unlocked" in h.faults else self.lock:   # the fault
                 self.empty.remove(s)
                 self.nonempty.insert(s)
                 if not stale:
@@ -169,7 +173,8 @@ class MCentral:
             store_attr(s, "sweepgen", sg)
             if s.allocCount != 0:
                 return False
-            self.nonempty.remove(s)
+            if "span-use-after-free" not in h.faults:   # the fault leaves the freed span listed
+                self.nonempty.remove(s)
         h.freeSpan(s)
         return True
 

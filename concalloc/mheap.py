@@ -151,6 +151,7 @@ class MHeap:
         self.gcController = GCController()  # atomic fields
         self.invalidptr = True              # GODEBUG invalidptr=1
         self.recordTypes = False            # heapcheck=2: the debug type record (mbitmap); set before use
+        self.faults = frozenset()           # injected faults (concalloc/faults.py); set before use
         # Hooks the collector binds (None: no GC).  Set before Ps start.
         self.on_refill = None               # called after an mcache refill (trigger test)
         self.on_large_alloc = None          # called after a large allocation

@@ -45,15 +45,25 @@ class MSpanList:
     next/prev fields, so insert (front), insertBack and remove are O(1) and
     walking it copies nothing.  Guarded by its owner's lock (mcentral.lock)."""
 
-    __slots__ = ("name", "first", "last", "n")
+    __slots__ = ("name", "first", "last", "n", "guard")
 
     def __init__(self, name: str):
         self.name = name
         self.first = None
         self.last = None
         self.n = 0
+        self.guard = None       # (lock, thread state): assertLockHeld on every change (lockrank=1)
+
+    def _assert_held(self) -> None:
+        """Go's assertLockHeld: the guarding lock is held by this thread."""
+        lock, ts = self.guard
+        if lock.owner != ts.name:
+            throw("lock.not_held", f"{self.name} changed by {ts.name} while {lock.name} is held by "
+                                   f"{lock.owner or 'nobody'}\nfatal error: lock not held")
 
     def _check_free(self, s: "MSpan") -> None:
+        if self.guard is not None:
+            self._assert_held()
         if s.list is not None:
             throw("mspan.list", f"mSpanList.insert: span {s.startAddr:#x} already on list {s.list.name}")
 
@@ -81,6 +91,8 @@ class MSpanList:
         self.n += 1
 
     def remove(self, s: "MSpan") -> None:
+        if self.guard is not None:
+            self._assert_held()
         if s.list is not self:
             throw("mspan.list", f"mSpanList.remove: span {s.startAddr:#x} not on list {self.name}")
         if s.prev is not None:

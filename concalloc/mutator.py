@@ -91,6 +91,8 @@ class Mutator:
             self._mheap = self._mh
             self.load = self._load_checked
             self.store = self._store_checked
+        if "wb-preempt-before-store" in cfg.faults:
+            self.store = self._store_stale_barrier
         if rt.method is not None:   # a survey allocation method (concalloc/methods)
             rt.method.bind(self)
         if rt.wbshadow is not None:   # GODEBUG wbshadow=1: new objects' shadow words start at 0
@@ -151,6 +153,21 @@ class Mutator:
         self.nptr += 1
         slot = obj + 8 * field
         wb = self._wb
+        if wb is not None:
+            wb(self, slot, value)
+        self._mem.store(slot, value)
+
+    def _store_stale_barrier(self, obj: int, field: int, value: int) -> None:
+        """Fault wb-preempt-before-store (golang/go#61958): the barrier is
+        looked at before the safe point, so a store whose P parks there for
+        the cycle's start lands unbarriered in the mark phase."""
+        wb = self._wb
+        self._yield(self._lbl_store)
+        p = self.p
+        if p.preempt:
+            self._world.safepoint(p)
+        self.nptr += 1
+        slot = obj + 8 * field
         if wb is not None:
             wb(self, slot, value)
         self._mem.store(slot, value)

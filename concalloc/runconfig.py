@@ -123,6 +123,7 @@ FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "gcstoptheworld": Flag("--godebug", kind="godebug"),
     "cost_table": Flag("--cost-table"),
     "costs": Flag("--cost", kind="repeat"),
+    "faults": Flag("--fault", kind="repeat"),
 }
 
 # Config fields with no `run` flag, and why.

@@ -82,6 +82,8 @@ def make_barrier(gc, kind: str):
     load = gc.mem.load
     words = gc.mem.words
     yp = gc.yp
+    if set(gc.cfg.faults) & FAULTY_BARRIERS:
+        return _make_faulty_barrier(gc, kind, shade_old, always, while_grey)
 
     def wb(m, slot, ptr):
         p = m.p
@@ -111,5 +113,42 @@ def make_barrier(gc, kind: str):
 
     if kind == "hybrid" and yp is QUIET_YIELD:
         wb = wb_hybrid_quiet
+    wb.kind = kind
+    return wb
+
+
+# --- injected faults (concalloc/faults.py): a barrier built broken -------------------
+
+FAULTY_BARRIERS = {"wb-skip-nil-old", "wb-skip-nil-new", "wb-wrong-phase", "wb-deletion-reads-new"}
+
+
+def _make_faulty_barrier(gc, kind, shade_old, always, while_grey):
+    """The barrier above with the selected faults: skip it all when the old
+    value is nil, or when the new one is (#18956), or while root jobs run
+    (#11105); or shade the new value where the old one belongs (#30871)."""
+    faults = set(gc.cfg.faults)
+    skip_nil_old, skip_nil_new = "wb-skip-nil-old" in faults, "wb-skip-nil-new" in faults
+    wrong_phase, reads_new = "wb-wrong-phase" in faults, "wb-deletion-reads-new" in faults
+    load = gc.mem.load
+    yp = gc.yp
+
+    def wb(m, slot, ptr):
+        p = m.p
+        p.wbCalls += 1
+        if (skip_nil_new and not ptr) or (wrong_phase and gc.rootsDone < gc.markrootJobs):
+            return
+        old = load(slot)
+        if skip_nil_old and not old:
+            return
+        buf = p.wbBuf
+        if shade_old:
+            yp("wb.read_old")
+            buf.append(ptr if reads_new else old)
+        if always or (while_grey and not p.gcscandone):
+            buf.append(ptr)
+        if len(buf) >= WBBUF_ENTRIES:
+            wbBufFlush1(gc, p)
+        yp("wb.shade")
+
     wb.kind = kind
     return wb

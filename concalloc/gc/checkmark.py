@@ -117,3 +117,29 @@ def marks_on_allocated(gc, spans=None) -> None:
                             f"  {s.startAddr + i * s.elemsize:#x} index {i} marked free\n"
                             "fatal error: found pointer to free object",
                             address=s.startAddr + i * s.elemsize, span=s)
+
+
+def check_assist_charged(gc) -> None:
+    """Every byte a P allocated black during mark was charged to its assist
+    debt (refill charges a span's free slots when it caches it during mark;
+    a large or uncached object, its size): markedBlack <= assistCharged
+    (world stopped, mcaches flushed)."""
+    for p in gc.allp:
+        c = p.mcache
+        if c.markedBlack > c.assistCharged:
+            raise Violation("gc.assist_uncharged",
+                            f"gcAssistAlloc: {p.name} allocated {c.markedBlack} bytes black during mark "
+                            f"but was charged {c.assistCharged} bytes of assist debt",
+                            cycle=gc.numgc + 1, phase="marktermination")
+
+
+def gcMarkRootCheck(gc) -> None:
+    """Every P's stack was scanned this cycle (Go's gcMarkRootCheck, "scan
+    missed a g"): mark must not complete while a stack job is outstanding
+    (world stopped)."""
+    for p in gc.allp:
+        if not p.gcscandone:
+            raise Violation("gc.scan_missed",
+                            f"gcMarkRootCheck: {p.name}'s stack was not scanned (gcscandone=false) "
+                            f"at mark termination\nfatal error: scan missed a g",
+                            cycle=gc.numgc + 1, phase="marktermination")

@@ -137,6 +137,14 @@ class GC:
         self.gcw = GCWork(self.lists, "gc")  # the collector thread's own
         self.yp = rt.sync.yield_point
         rt.sched.add_abort_hook(self._rebind_yield)
+        # Injected faults (concalloc/faults.py), read once here.
+        faults = cfg.faults
+        self.racyShade = "nonatomic-shade" in faults
+        self.racyStackScan = "stack-scan-races-owner" in faults
+        self.flushWbBufs = "wbbuf-unflushed" not in faults
+        self.recheck = "markdone-no-recheck" not in faults
+        if "markdone-ignores-roots" in faults:
+            self._mark_work_done = lambda: self.nwait == self.nworkers and not self.lists.nfull
         self.ctl.addScannableStack(8 * sum(len(m.stack) + len(m.regs) for m in rt.mutators))
         self.ctl.addGlobals(8 * len(rt.globals))
         self.ctl.commit(True)
@@ -503,6 +511,7 @@ class GC:
             p.gcscandone = False
             p.mcache.gcAssistBytes = 0
             p.mcache.markedBlack = 0
+            p.mcache.assistCharged = 0
         self.bytesMarked.store(0)
         self.assist_work.store(0)
         for p in self.allp:
@@ -547,7 +556,7 @@ class GC:
             flushed = [False]
 
             def flush(p):
-                if wbBufFlush1(self, p):
+                if self.flushWbBufs and wbBufFlush1(self, p):
                     flushed[0] = True
                 if not p.gcw.empty():
                     p.gcw.dispose()
@@ -571,10 +580,10 @@ class GC:
             if self.cfg.heapcheck:
                 _tricolor.check_stw(self, self.walk_due)
             restart = False
-            for p in self.allp:
-                if wbBufFlush1(self, p) or not p.gcw.empty():
+            for p in self.allp if self.recheck else ():
+                if (self.flushWbBufs and wbBufFlush1(self, p)) or not p.gcw.empty():
                     restart = True
-            if restart or not self.lists.empty():
+            if restart or (self.recheck and not self.lists.empty()):
                 self.blackenEnabled = True
                 self.ctl.gcBlackenEnabled = 1
                 w.startTheWorld()
@@ -638,6 +647,8 @@ class GC:
         marked = self.bytesMarked.load() + sum(p.mcache.markedBlack for p in self.allp)
         if self.cfg.heapcheck >= 1:
             _checkmark.check_marked_allocated(self)
+            _checkmark.check_assist_charged(self)
+            _checkmark.gcMarkRootCheck(self)
         if self.cfg.gccheckmark:
             _checkmark.runCheckmark(self)
         if self.cfg.heapcheck >= 1 and self.walk_due:

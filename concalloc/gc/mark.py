@@ -70,8 +70,12 @@ def greyobject(gc, obj: int, s, idx: int, gcw) -> None:
     i = idx >> 3
     bit = 1 << (idx & 7)
     bits = s.gcmarkBits
-    if bits[i] & bit or or8(bits, i, bit) & bit:
-        return                   # already marked, or another marker won the race
+    if bits[i] & bit:
+        return                   # already marked
+    if gc.racyShade:             # fault nonatomic-shade: test, then set
+        _setMarkedRacy(gc, s, idx)
+    elif or8(bits, i, bit) & bit:
+        return                   # another marker won the race
     gc.yp("mark.greyobject")
     gcw.bytesMarked += s.elemsize
     if s.spanclass & 1:
@@ -84,6 +88,15 @@ def greyobject(gc, obj: int, s, idx: int, gcw) -> None:
         w.append(obj)            # gcWork.put's fast path
     else:
         gcw.put(obj)
+
+
+def _setMarkedRacy(gc, s, idx: int) -> None:
+    """Fault nonatomic-shade: the mark byte read, a yield, the byte written
+    back with one more bit -- a bit another marker set meanwhile is lost."""
+    bits, i = s.gcmarkBits, idx >> 3
+    old = bits[i]
+    gc.yp("fault.shade_racy")
+    bits[i] = old | 1 << (idx & 7)
 
 
 def shade(gc, p: int, gcw) -> None:
@@ -262,6 +275,9 @@ def markroot(gc, gcw, i: int) -> None:
         return
     p = gc.allp[i - 1]
     gc.yp("markroot.stack")
+    if gc.racyStackScan:         # fault stack-scan-races-owner: no suspendG
+        scanstack(gc, p, gcw)
+        return
     gc.world.run_at_safepoint(p, lambda q: _scan_own_stack(gc, q))
 
 

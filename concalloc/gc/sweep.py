@@ -239,7 +239,8 @@ class sweepLocked:
         # The new allocation bits first, then freeindex: the pointer oracle
         # reads freeindex, then allocBits, without a lock, so it never pairs
         # the new freeindex (0) with the old bits (which call a live object free).
-        s.allocBits = s.gcmarkBits
+        if "sweep-no-swap-bits" not in h.faults:    # the fault keeps the old allocBits
+            s.allocBits = s.gcmarkBits
         s.freeindex = 0
         s.gcmarkBits = new_gcbits(s.nelems)
         s.refillAllocCache(0)
