@@ -123,7 +123,8 @@ CATALOGUE: tuple[Fault, ...] = (
           "EWD500's check-then-act shade (§B.3); Go's atomic.Or8 in greyobject",
           "gc/mark.py greyobject", "checkmark",
           {"workload": "tree", "procs": 2, "steps": 400, "live": 64, "gc_workers": 2,
-           "gccheckmark": True}),
+           "gccheckmark": True},
+          seed=4),
     Fault("no-allocate-black",
           "objects allocated during mark are born white: one held only by an already-scanned "
           "stack is freed",
@@ -161,7 +162,7 @@ CATALOGUE: tuple[Fault, ...] = (
           "the barrier returns at once when the slot's old value is nil, so a pointer stored "
           "into an empty field of a black object is not shaded",
           "an 'optimisation' of the insertion half; issue 7's list",
-          "gc/barrier.py make_barrier", "checkmark",
+          "gc/barrier.py make_barrier", "mark-state",    # the strong tricolour check, before checkmark
           _HIDE,
           seed=4),
     Fault("wb-skip-nil-new",
