@@ -180,6 +180,22 @@ class Mutator:
     def read_word(self, obj: int, field: int) -> int:
         return self._mem.load(obj + 8 * field)
 
+    # --- scheduling points that touch no memory ---
+    def safepoint(self) -> None:
+        """A safe point and nothing else: Go's check in a function prologue,
+        where a goroutine may be preempted, its stack scanned or the world
+        stopped (go-weave: a mutator between iterations, its stack lock free)."""
+        self._yield("safepoint")
+        p = self.p
+        if p.preempt:
+            self._world.safepoint(p)
+
+    def step(self) -> None:
+        """A yield point that is no safe point: other threads take steps here,
+        but neither a stack scan nor a stop-the-world can (go-weave's
+        sched.Sched() while a mutator holds its stack lock)."""
+        self._yield("step")
+
     # --- roots ---
     def set_slot(self, i: int, addr: int) -> None:
         self.stack[i] = addr
