@@ -190,6 +190,15 @@ class Mutator:
         if p.preempt:
             self._world.safepoint(p)
 
+    def park_until(self, ready) -> None:
+        """Wait at a safe point until ready() holds, blocked rather than
+        spinning (so a priority scheduler such as PCT lets the others run).
+        ready() is looked at again whenever the world stops and starts or a
+        safe-point function (a stack scan) comes for this P, so it may test
+        what those change: the GC phase, cycle counts, p.gcscandone."""
+        self._yield("safepoint")
+        self._world.park_at_safepoint(self.p, ready)
+
     def step(self) -> None:
         """A yield point that is no safe point: other threads take steps here,
         but neither a stack scan nor a stop-the-world can (go-weave's

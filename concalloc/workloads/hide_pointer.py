@@ -72,13 +72,14 @@ def run(m, cfg) -> None:
     target = _targets[m.rt]          # [the model's cycle]: P0's single store, read by the others
     gc = m.rt.gc
     if m.p.id == 0:
-        while not m.gc_start():      # a cycle setup's allocations kicked: let it end first
-            if not _spin(m):
-                return
+        # A cycle setup's allocations kicked may be on: let it end, then start ours.
+        m.park_until(lambda: gc.started == gc.numgc)
+        while not m.gc_start():
+            m.park_until(lambda: gc.started == gc.numgc)
         target[0] = gc.numgc + 1
-    while not (target[0] and gc.started == target[0] and gc.phase != 0):
-        if not _spin(m) or (target[0] and gc.numgc >= target[0]):
-            return
+    m.park_until(lambda: target[0] and gc.started == target[0] and (gc.phase != 0 or gc.numgc >= target[0]))
+    if gc.numgc >= target[0]:
+        return
     i = m.p.id
     # Before the stack scan: B into a new (black) object, then off the stack.
     n = m.new(NODE)
@@ -88,14 +89,8 @@ def run(m, cfg) -> None:
     m.clear_slot(1)
     m.clear_slot(0)
     # After it: C out of A onto the stack.
-    while not m.p.gcscandone:
-        if not _spin(m):
-            return
+    m.park_until(lambda: m.p.gcscandone)
     a = m.get_global(2 * i)
     m.set_slot(0, m.load(a, 0))
     m.store(a, 0, 0)
 
-
-def _spin(m) -> bool:
-    m.safepoint()
-    return m.running()

@@ -220,23 +220,20 @@ def run(m, cfg) -> None:
     world = _runs[m.rt]
     gc = m.rt.gc
     if m.p.id == 0:
-        while not m.gc_start():      # a cycle setup's allocations kicked is still on: let it end
-            if not _spin(m):
-                return
+        # A cycle setup's allocations kicked may be on: let it end, then start the model's.
+        m.park_until(lambda: gc.started == gc.numgc)
+        while not m.gc_start():
+            m.park_until(lambda: gc.started == gc.numgc)
         world.target = gc.numgc + 1  # no cycle can start or end before this P's next safe point
-    # Both iterate only while the model's cycle marks, from when a mark worker
-    # has taken its first root job (go-weave greys every root before any step).
-    while not (world.target and gc.started == world.target and gc.phase != 0 and gc.markrootNext):
-        if not _spin(m) or (world.target and gc.numgc >= world.target):
-            return
+    # Both iterate only while the model's cycle marks (go-weave greys every
+    # root before a mutator's first step; the stacks here are scanned at the
+    # mutators' safe points, the first one just below).
+    m.park_until(lambda: world.target and gc.started == world.target and (gc.phase != 0 or gc.numgc >= world.target))
+    if gc.numgc >= world.target:
+        return
     for _ in range(ITERATIONS):
         m.safepoint()                # the stack lock is free: a scan or a stop may come here
         _iteration(m, world, m.p.id)
-
-
-def _spin(m) -> bool:
-    m.safepoint()
-    return m.running()
 
 
 def _iteration(m, world: _World, tid: int) -> None:
