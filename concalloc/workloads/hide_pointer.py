@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import weakref
 
-from ..memory import Type
+from concalloc.memory import Type
 
 DESCRIPTION = "the classic lost objects: B hidden before the stack scan, C after it, in one GC cycle"
 

@@ -26,8 +26,8 @@ scheduler a run is a pure function of (config, seed).
 
 from __future__ import annotations
 
-from ..check.violation import throw
-from ..memory import Type
+from concalloc.check.violation import throw
+from concalloc.memory import Type
 
 DESCRIPTION = "random loads, stores, allocations and slot writes over a small shared heap of --live objects"
 
