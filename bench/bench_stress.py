@@ -34,8 +34,7 @@ from concalloc.runresult import EXIT_OK, EXIT_VIOLATION
 
 from .common import progress
 
-WEAVE = Config(procs=2, workload="weave", scheduler="random", gccheckmark=True, reserve_bytes=64 << 20,
-               gc_workers=2)
+WEAVE = Config(procs=2, workload="weave", scheduler="random", gccheckmark=True, reserve_bytes=64 << 20)
 UNSAFE = (("none", "concurrent"), ("dijkstra", "concurrent"), ("yuasa", "concurrent"))
 SAFE = (("hybrid", "concurrent"), ("dijkstra", "rescan"), ("yuasa", "stw-snapshot"))
 SEED_STRIDE = 100_000
@@ -100,6 +99,6 @@ def safe_cells(runs: int) -> dict:
 def run(quick: bool = False) -> dict:
     progress("stress: weave runs per minute")
     out = runs_per_min(60 if quick else 300)
-    out.update(first_losses(5 if quick else 20, 200 if quick else 600))
+    out.update(first_losses(5 if quick else 20, 100 if quick else 250))
     out.update(safe_cells(50 if quick else 300))
     return out

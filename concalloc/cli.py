@@ -154,7 +154,12 @@ def _cmd_barrier_matrix(args) -> int:
         with Runtime(cfg) as rt:
             return rt.run()
     say = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    cells = run_matrix(base, args.runs, runner, stop_at_first=not args.all, progress=say)
+    from .barriermatrix import parse_cells
+    try:
+        only = parse_cells(args.cells) if args.cells else None
+    except ValueError as e:
+        raise UsageError(f"--cells: {e}") from None
+    cells = run_matrix(base, args.runs, runner, stop_at_first=not args.all, progress=say, cells=only)
     if args.json:
         print(json.dumps({"format": "concalloc-barrier-matrix", "format_version": 1,
                           "config": base.to_dict(), "runs": args.runs,
@@ -215,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-steps", type=int, default=1_000_000, help="decision cap per run (default: 1000000)")
     b.add_argument("--reserve", default="1GiB", help="address-space reservation per run (default: 1GiB)")
     b.add_argument("--all", action="store_true", help="run every seed, not only up to a cell's first loss")
+    b.add_argument("--cells", default=None, metavar="B+S,...",
+                   help="only these cells, e.g. hybrid+concurrent,dijkstra+rescan (default: all 15)")
     b.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     b.add_argument("--markdown", action="store_true", help="the table as Markdown")
     b.set_defaults(func=_cmd_barrier_matrix)

@@ -102,11 +102,11 @@ def test_hide_pointer_loses_in_each_unsafe_cell_and_replays(barrier, scan):
 
 
 def test_weave_loses_without_a_barrier_and_replays():
-    """go-weave's no-barrier rate is 0.16% of schedules; ours is searched over
-    a bounded range of seeds (the first loss of the bench's search 1)."""
-    cfg = WEAVE.replace(barrier="none", gc_workers=2)
-    seed, res = first_loss(cfg, range(1, 1501))
-    assert seed is not None, "weave never lost without a barrier in 1500 seeds"
+    """go-weave loses without a barrier in 0.16% of its schedules, ours in about
+    0.4% (seeds 1-1500: 306, 448, 544, ...), so the search is bounded at 1200."""
+    cfg = WEAVE.replace(barrier="none")
+    seed, res = first_loss(cfg, range(1, 1201))
+    assert seed is not None, "weave never lost without a barrier in 1200 seeds"
     assert res.violations[0]["invariant"] == "gc.checkmark"
     again, _ = run(cfg.replace(seed=seed))
     assert again.exit_code == EXIT_VIOLATION and again.event_log_hash == res.event_log_hash
@@ -144,3 +144,14 @@ def test_barrier_matrix_on_a_scenario(capsys):
     for cell in [("none", "concurrent"), ("dijkstra", "concurrent"), ("yuasa", "concurrent")]:
         assert cells[cell]["lost"] == 1 and "--workload hide-pointer" in cells[cell]["replay"], cells[cell]
         assert "--gc-workers 2" in cells[cell]["replay"]
+
+
+def test_barrier_matrix_runs_only_the_cells_asked_for(capsys):
+    code, out, err = cli(capsys, "barrier-matrix", "--workload", "weave", "--runs", "2", "--json",
+                         "--cells", "hybrid+concurrent,yuasa+stw-snapshot")
+    assert code == 0, err
+    cells = json.loads(out)["cells"]
+    assert [(c["barrier"], c["stack_scan"], c["runs"], c["lost"]) for c in cells] == [
+        ("hybrid", "concurrent", 2, 0), ("yuasa", "stw-snapshot", 2, 0)]
+    code, _, err = cli(capsys, "barrier-matrix", "--cells", "yuasa+sideways")
+    assert code == 2 and err.startswith("concalloc: --cells:") and "yuasa+sideways" in err

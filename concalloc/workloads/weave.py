@@ -63,7 +63,18 @@ How each piece maps (go-weave -> here):
                            --stack-scan stw-snapshot, rescanStacks is
                            --stack-scan rescan, go-weave's barriers are
                            --barrier yuasa / hybrid / hybrid-cond / dijkstra
-                           (and none, which the issue's table adds)
+                           (and none, which the issue's table adds).
+                           One difference stays: go-weave drains its grey
+                           set in any order, so a stack may be scanned
+                           after heap objects are black; ours is Go's (the
+                           stacks are root jobs taken before the heap is
+                           drained, each scanned at its owner's next safe
+                           point), so Yuasa's hole (an unscanned stack
+                           storing into a black object, then dropping the
+                           pointer) cannot open here: yuasa + concurrent
+                           keeps everything on this world
+                           (docs/barrier-study.md; hide-pointer opens it
+                           with allocate-black)
     checkmark()            --godebug gccheckmark=1 at mark termination:
                            "checkmark found unmarked object"
     Amb / StrategyRandom   m.rng for data choices; the controlled scheduler
@@ -77,7 +88,7 @@ the model waits for it to end and starts a fresh one, so the model's cycle
 always begins after its world is built.
 
     concalloc run --workload weave --procs 2 --scheduler random --barrier dijkstra \\
-        --godebug gccheckmark=1 --seed 3
+        --godebug gccheckmark=1 --seed 1029          (Dijkstra's hole: a lost object)
 """
 
 from __future__ import annotations
