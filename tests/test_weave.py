@@ -54,7 +54,7 @@ def test_weave_is_go_weaves_world():
     objects of 2 pointer words, one cycle, 2 iterations each."""
     res, rt = run(WEAVE.replace(barrier="hybrid", seed=5))
     assert res.exit_code == EXIT_OK
-    assert len(rt.globals) == 2 and [len(m.stack) for m in rt.mutators] == [4, 4]
+    assert len(rt.globals) == 2 and [len(m.stack) for m in rt.mutators] == [5, 5]
     world = weave._runs[rt]
     assert len(world.heap) == 3 and len(set(world.heap)) == 3
     assert weave.NODE.size == 16 and weave.NODE.ptrwords == (0, 1)

@@ -48,7 +48,8 @@ _targets: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # Runtime 
 
 
 def slots(cfg) -> int:
-    return 2                        # 0: B, later C; 1: the object being built
+    # 0: B, later C; 1: the object being built; on P0, 2..: setup's hold on every B
+    return 2 + max(1, cfg.nmutators())
 
 
 def globals(cfg) -> int:
@@ -56,13 +57,18 @@ def globals(cfg) -> int:
 
 
 def setup(m, cfg) -> None:
-    """On P0: every mutator's A (global 2i) -> C, and B on that mutator's stack."""
+    """On P0: every mutator's A (global 2i) -> C, and B on that mutator's stack.
+    Writing another mutator's stack (its first frame) takes no barrier, and a
+    cycle these allocations kicked may have scanned it already: P0 holds
+    every B in its slots 2.. until no such cycle runs (run() drops them)."""
     for i, mu in enumerate(m.rt.mutators):
         a = m.new(NODE)
         m.set_global(2 * i, a)
         m.set_slot(1, m.new(NODE))   # C, in a slot until it is in A
         m.store(a, 0, m.slot(1))
-        mu.set_slot(0, m.new(NODE))  # B: on that mutator's stack only (its first frame)
+        b = m.new(NODE)
+        m.set_slot(2 + i, b)
+        mu.set_slot(0, b)            # B: on that mutator's stack (and setup's hold)
     m.clear_slot(1)
     m.regs[0] = 0                    # the last allocation is on a stack now
     _targets[m.rt] = [0]
@@ -72,8 +78,11 @@ def run(m, cfg) -> None:
     target = _targets[m.rt]          # [the model's cycle]: P0's single store, read by the others
     gc = m.rt.gc
     if m.p.id == 0:
-        # A cycle setup's allocations kicked may be on: let it end, then start ours.
+        # A cycle setup's allocations kicked may be on: let it end, drop setup's
+        # hold on the Bs (the next cycle starts with the world built), start ours.
         m.park_until(lambda: gc.started == gc.numgc)
+        for i in range(len(m.rt.mutators)):
+            m.clear_slot(2 + i)
         while not m.gc_start():
             m.park_until(lambda: gc.started == gc.numgc)
         target[0] = gc.numgc + 1

@@ -108,7 +108,7 @@ HEAP_COUNT = 3
 ITERATIONS = 2
 IDLE = 8                 # safe points before each iteration: go-weave's pace (see the top comment)
 SRC_REG, DST_REG = 2, 3  # scratch slots: the picked pointers, live over the write
-SCRATCH = 1              # setup keeps the heap under construction in slots 1, 2, 3
+SCRATCH = 2              # setup's hold on the heap: slots 2, 3, 4, until no cycle that saw it build runs
 
 # go-weave's memory layout: index 0 is nil, then the stacks, the global, the heap.
 STACK_BASE = 1
@@ -137,7 +137,7 @@ _runs: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # Runtime -> 
 
 
 def slots(cfg) -> int:
-    return STACK_SLOTS + 2            # the model's two, and the two registers
+    return STACK_SLOTS + HEAP_COUNT   # the model's two; then the registers (2, 3), and setup's hold (2-4)
 
 
 def globals(cfg) -> int:
@@ -213,10 +213,13 @@ def _amb_heap_pointer(m) -> int:
 # --- setup: the random world, then the model's cycle -----------------------------------
 
 def setup(m, cfg) -> None:
-    """On P0, before P1 runs: allocate the heap (held in P0's scratch slots
-    while it is built) and fill every slot as go-weave does: the stacks, then
-    the global, then the heap.  P1's stack is written here, its goroutine
-    not yet running (as Go writes a new goroutine's first frame)."""
+    """On P0, before P1 runs: allocate the heap and fill every slot as
+    go-weave does: the stacks, then the global, then the heap.  P1's stack is
+    written here, its goroutine not yet running (as Go writes a new
+    goroutine's first frame): an unbarriered write into another stack, which
+    a cycle already marking (one these allocations kicked) may have scanned.
+    So P0 keeps every object in its scratch slots until no such cycle runs
+    (run() clears them), and any scan of P0's stack sees them."""
     heap = []
     for i in range(HEAP_COUNT):
         heap.append(m.new(NODE))
@@ -229,8 +232,6 @@ def setup(m, cfg) -> None:
             m.store(heap[i], f, _address(world, v))
     for f, v in enumerate(initial[GLOBAL_ROOT]):
         m.set_global(f, _address(world, v))
-    for i in range(HEAP_COUNT):
-        m.clear_slot(SCRATCH + i)
     for tid, mu in enumerate(m.rt.mutators):
         for f, v in enumerate(initial[STACK_BASE + tid]):
             mu.set_slot(f, _address(world, v))
@@ -240,8 +241,11 @@ def run(m, cfg) -> None:
     world = _runs[m.rt]
     gc = m.rt.gc
     if m.p.id == 0:
-        # A cycle setup's allocations kicked may be on: let it end, then start the model's.
+        # A cycle setup's allocations kicked may be on: let it end, drop setup's
+        # hold on the heap (the next cycle starts with the world built), start the model's.
         m.park_until(lambda: gc.started == gc.numgc)
+        for i in range(HEAP_COUNT):
+            m.clear_slot(SCRATCH + i)
         while not m.gc_start():
             m.park_until(lambda: gc.started == gc.numgc)
         world.target = gc.numgc + 1  # no cycle can start or end before this P's next safe point
