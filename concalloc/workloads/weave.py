@@ -88,7 +88,7 @@ the model waits for it to end and starts a fresh one, so the model's cycle
 always begins after its world is built.
 
     concalloc run --workload weave --procs 2 --scheduler random --barrier dijkstra \\
-        --godebug gccheckmark=1 --seed 1029          (Dijkstra's hole: a lost object)
+        --godebug gccheckmark=1 --seed 844           (Dijkstra's hole: a lost object)
 """
 
 from __future__ import annotations
