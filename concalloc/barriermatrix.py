@@ -49,7 +49,12 @@ class Cell:
         return {"barrier": self.barrier, "stack_scan": self.stack_scan, "expected": self.expected,
                 "runs": self.runs, "lost": self.lost, "errors": self.errors,
                 "first_loss_run": self.first_run, "first_loss_seconds": self.first_seconds,
-                "invariant": self.what, "replay": self.replay}
+                "invariant": self.what, "replay": self.replay, "explain": self.explain}
+
+    @property
+    def explain(self) -> str | None:
+        """The command that tells the first loss as a story, shrunk (concalloc explain)."""
+        return None if self.replay is None else self.replay.replace("concalloc run ", "concalloc explain ", 1) + " --shrink"
 
 
 def cell_config(base: Config, barrier: str, stack_scan: str, seed: int) -> Config:
@@ -116,7 +121,8 @@ def text_table(cells: list[Cell]) -> str:
     from .report import table
     out = table(HEADERS, [_row(c) for c in cells], title="barrier x stack-scan: lost objects (checkmark)")
     replays = [f"  {c.barrier} + {c.stack_scan}: {c.replay}" for c in cells if c.replay]
-    return out + ("\n\nreplay the first loss of each cell:\n" + "\n".join(replays) if replays else "")
+    return out + ("\n\nreplay the first loss of each cell:\n" + "\n".join(replays)
+                  + "\n(`concalloc explain ... --shrink` with the same flags tells it as a story)" if replays else "")
 
 
 def markdown_table(cells: list[Cell]) -> str:

@@ -17,6 +17,7 @@ BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
 STACK_SCANS = ("concurrent", "stw-snapshot", "rescan")
 MAX_INT64 = (1 << 63) - 1
 WORKLOADS = ("ring", "tree", "churn", "graph", "burst", "weave", "hide-pointer", "random-program")   # the built-ins; see workloads/ for the rest
+ALLOCATORS = ("go", "bump", "first-fit", "next-fit", "best-fit", "segregated")   # concalloc/methods
 
 
 class ConfigError(ValueError):
@@ -49,7 +50,11 @@ class Config:
     heapcheck: int = 1                   # 0 off; 1 verify_heap before GC cycles 1, 2, 4, 8... and at the end;
                                          # 2 before every cycle, and every mutator pointer access checked
     gccheckmark: bool = False            # re-mark from the roots at mark termination
+    wbshadow: bool = False               # shadow every heap pointer slot; a store that skipped the barrier throws
+    gcstoptheworld: int = 0              # 1: mark with the world stopped (Go's gcForceMode); 2: sweep too
     gctrace: bool = False                # one line per GC cycle on stderr
+    # the allocation method: Go's, or one of the survey's (concalloc/methods)
+    allocator: str = "go"
     # the collector
     gogc: int = 100                      # GOGC; -1 = off
     memory_limit: int = MAX_INT64        # GOMEMLIMIT in bytes
@@ -103,6 +108,7 @@ class Config:
         if self.reserve_bytes % (64 << 20):
             raise ConfigError("reserve_bytes", "must be a multiple of 64 MiB (one heap arena)")
         _int_in("heapcheck", self.heapcheck, 0, 2)
+        _int_in("gcstoptheworld", self.gcstoptheworld, 0, 2)
         if self.scheduler not in SCHEDULERS:
             raise ConfigError("scheduler", f"must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
         if self.scheduler == "replay" and not self.replay_file:
@@ -128,6 +134,14 @@ class Config:
         _int_in("memory_limit", self.memory_limit, 0, MAX_INT64)
         if self.barrier not in BARRIERS:
             raise ConfigError("barrier", f"must be one of {', '.join(BARRIERS)}, got {self.barrier!r}")
+        if self.allocator not in ALLOCATORS:
+            raise ConfigError("allocator", f"must be one of {', '.join(ALLOCATORS)}, got {self.allocator!r}")
+        if self.allocator != "go" and self.scheduler == "vtime":
+            raise ConfigError("allocator", f"{self.allocator} has no virtual-time costs: use --scheduler os, "
+                                           "random, pct, sticky-random or replay")
+        if self.allocator != "go" and self.plot:
+            raise ConfigError("plot", "draws Go's pacer (heap goal and trigger); for the survey's methods use "
+                                      "compare-allocators --plot DIR")
         if self.stack_scan not in STACK_SCANS:
             raise ConfigError("stack_scan", f"must be one of {', '.join(STACK_SCANS)}, got {self.stack_scan!r}")
         if self.gc_workers is not None:
@@ -154,7 +168,7 @@ class Config:
     def from_godebug(cls, text: str, base: "Config | None" = None) -> "Config":
         """Apply a GODEBUG-style string: 'invalidptr=0,heapcheck=2,lockrank=1'."""
         known = {"invalidptr": bool, "lockrank": bool, "heapcheck": int, "gccheckmark": bool,
-                 "gctrace": bool}
+                 "gctrace": bool, "wbshadow": bool, "gcstoptheworld": int}
         changes = {}
         for item in filter(None, (x.strip() for x in text.split(","))):
             key, sep, val = item.partition("=")

@@ -14,9 +14,10 @@ import json
 import sys
 import threading
 
-from .config import (BARRIERS, MAX_INT64, SCHEDULERS, STACK_SCANS, WORKLOADS, Config, ConfigError,
+from .config import (ALLOCATORS, BARRIERS, MAX_INT64, SCHEDULERS, STACK_SCANS, WORKLOADS, Config, ConfigError,
                      parse_bytes)
 from .log import LEVELS, logger, shows
+from .pct import AUTO, parse_confidence, parse_k
 from .report import human_bytes, lock_tables, memstats_table, table
 from .runconfig import (DEFAULT_CONTROLLED_STEPS, DEFAULT_SECONDS, FLAGS, format_bytes, replay_command,
                         replay_config)
@@ -74,10 +75,14 @@ def add_run_arguments(p, grid: bool = False) -> None:
                    help="os: probability that a yield point gives up the CPU (default: %(default)s)")
     s.add_argument("--switch-interval", type=float, default=None, metavar="SECONDS",
                    help="os: sys.setswitchinterval for the run (default: Python's, 0.005)")
-    s.add_argument("--pct-depth", type=int, default=d.pct_depth,
+    s.add_argument("--pct-depth", "--depth", type=int, default=d.pct_depth,
                    help="pct: bug depth d, d-1 priority change points (default: %(default)s)")
-    s.add_argument("--pct-k", type=int, default=d.pct_k,
-                   help="pct: steps over which change points are spread (default: %(default)s)")
+    s.add_argument("--pct-k", type=parse_k, default=AUTO, metavar="K|auto",
+                   help="pct: steps over which change points are spread; auto: the steps of a pilot "
+                        "run under --scheduler random, same seed (docs/stress.md) (default: %(default)s)")
+    s.add_argument("--confidence", type=parse_confidence, default=0.99, metavar="C",
+                   help="pct: print the runs (seeds) PCT needs to find a depth-d bug with this "
+                        "probability (default: %(default)s)")
     s.add_argument("--sticky", type=float, default=d.sticky, metavar="P",
                    help="sticky-random: probability of switching threads at a decision "
                         "(default: %(default)s)")
@@ -98,6 +103,10 @@ def add_run_arguments(p, grid: bool = False) -> None:
     else:
         gc.add_argument("--gogc", default="100", help="GOGC: heap growth percent per cycle, or off (default: 100)")
     gc.add_argument("--memlimit", default="off", help="GOMEMLIMIT, e.g. 64MiB (default: off)")
+    gc.add_argument("--allocator", choices=ALLOCATORS, default=d.allocator,
+                    help="allocation method: go (mcache/mcentral/mheap + concurrent GC) or one of the "
+                         "survey's, with a stop-the-world collector (docs/allocation-methods.md) "
+                         "(default: %(default)s)")
     gc.add_argument("--barrier", choices=BARRIERS, default=d.barrier,
                     help="write barrier (default: %(default)s, as Go ships it)")
     gc.add_argument("--stack-scan", choices=STACK_SCANS, default=d.stack_scan,
@@ -137,19 +146,31 @@ def config_from_args(args) -> Config:
                  workload=args.workload, steps=args.steps, seconds=args.seconds, live=args.live,
                  size=args.size, noscan=args.noscan, scheduler=scheduler, seed=args.seed,
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
-                 pct_k=args.pct_k, sticky=args.sticky, replay_file=replay, hang_seconds=args.hang_seconds,
+                 pct_k=Config.pct_k if args.pct_k == AUTO else args.pct_k, sticky=args.sticky, replay_file=replay, hang_seconds=args.hang_seconds,
                  lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None),
                  cost_table=getattr(args, "cost_table", None), costs=tuple(getattr(args, "cost", ()) or ()),
                  plot=getattr(args, "plot", None))
     cfg = cfg.replace(gogc=parse_gogc(args.gogc), memory_limit=parse_memlimit(args.memlimit),
                       barrier=args.barrier, stack_scan=args.stack_scan, gc_workers=args.gc_workers,
-                      gctrace=args.gctrace, max_steps=args.max_steps)
-    if not args.godebug:
-        return cfg
-    for item in filter(None, (x.strip() for x in args.godebug.split(","))):
-        if "=" not in item and item in FLAGS and FLAGS[item].kind == "godebug":
-            raise ConfigError("GODEBUG", f"{item} needs a value, e.g. {item}=1")
-    return Config.from_godebug(args.godebug, cfg)
+                      gctrace=args.gctrace, max_steps=args.max_steps,
+                      allocator=getattr(args, "allocator", "go"))
+    if args.godebug:
+        for item in filter(None, (x.strip() for x in args.godebug.split(","))):
+            if "=" not in item and item in FLAGS and FLAGS[item].kind == "godebug":
+                raise ConfigError("GODEBUG", f"{item} needs a value, e.g. {item}=1")
+        cfg = Config.from_godebug(args.godebug, cfg)
+    if args.pct_k == AUTO and cfg.scheduler == "pct":
+        cfg = with_auto_k(cfg, getattr(args, "cache", "on") != "off")
+    return cfg
+
+
+def with_auto_k(cfg: Config, cache: bool) -> Config:
+    """--pct-k auto: k is the decision count of a pilot run (concalloc/pct.py)."""
+    from .pct import k_from_steps, pilot_steps
+    steps, _ = pilot_steps(cfg, cache)
+    k = k_from_steps(steps, cfg.pct_depth)
+    logger.debug("pct: k = {:,}: a pilot run under --scheduler random, seed {}, took {:,} steps", k, cfg.seed, steps)
+    return cfg.replace(pct_k=k)
 
 
 def parse_gogc(text: str) -> int:
@@ -228,7 +249,8 @@ def header(res) -> str:
     allocs = sum(m["allocs"] for m in res.mutators.values())
     godebug = ",".join(f"{k}={int(cfg[k])}" for k, f in FLAGS.items() if f.kind == "godebug" and k in cfg)
     return (f"workload {cfg['workload']} on {cfg['procs']} Ps ({len(res.mutators)} mutators), "
-            f"mcache {'on' if cfg.get('cache', True) else 'off'}, scheduler {cfg['scheduler']} "
+            + (f"mcache {'on' if cfg.get('cache', True) else 'off'}" if cfg.get("allocator", "go") == "go"
+               else f"allocator {cfg['allocator']}") + f", scheduler {cfg['scheduler']} "
             f"seed {cfg['seed']}, GODEBUG {godebug}\n"
             f"{allocs:,} allocations in {res.elapsed:.2f} s\n" + gc_line(res))
 
@@ -237,6 +259,11 @@ def gc_line(res) -> str:
     """The collector in one line: settings, cycles, pauses, CPU."""
     cfg, gc, ms = res.config, res.gc, res.memstats
     gogc = "off" if cfg["gogc"] < 0 else cfg["gogc"]
+    if gc.get("method"):     # a survey method (concalloc/methods): a stop-the-world collector
+        pauses = ms.get("PauseTotalNs", 0) if ms else 0
+        pauses = f"{pauses / 1e6:.2f} ms" if cfg["scheduler"] == "os" else f"{pauses:,} steps"
+        return (f"GC: {gc['method']} allocator, stop-the-world collector, GOGC {gogc}: {gc['num_gc']} "
+                f"collections, pauses {pauses} in all")
     line = (f"GC: GOGC {gogc}, {cfg['barrier']} barrier, {cfg['stack_scan']} stack scan, "
             f"{gc.get('workers', 0)} mark worker(s): {gc.get('num_gc', 0)} cycles")
     if ms and gc.get("num_gc"):
@@ -345,6 +372,16 @@ def ending_line(res, cfg: Config) -> str:
     return f"concalloc: run ended with {type(res.error).__name__}:\n{res.error}"
 
 
+def pct_guarantee(rt, res, confidence: float):
+    """PCT's guarantee for a pct run (n from the threads it ran), else None."""
+    cfg = rt.config
+    if cfg.scheduler != "pct":
+        return None
+    from .pct import Guarantee
+    return Guarantee(n=len(rt.sched.priorities()), k=cfg.pct_k, d=cfg.pct_depth, confidence=confidence,
+                     steps=res.sched.get("steps"))
+
+
 def run_demo(args) -> int:
     cfg = config_from_args(args)
     cache = args.cache == "on"
@@ -372,14 +409,20 @@ def run_demo(args) -> int:
         res, interrupted = run_interruptibly(rt)
         if args.save_schedule and cfg.controlled():
             rt.save_schedule(args.save_schedule)
+        guarantee = pct_guarantee(rt, res, getattr(args, "confidence", 0.99))
     if progress and sys.stderr.isatty():
         print(file=sys.stderr)
     if interrupted:
         res.exit_code = EXIT_INTERRUPTED
     if args.json:
-        print(json.dumps(res.to_json(), default=str))
+        doc = res.to_json()
+        if guarantee:
+            doc["pct"] = guarantee.to_json()
+        print(json.dumps(doc, default=str))
     else:
         print_report(res)
+        if guarantee:
+            print("\n" + guarantee.text())
     if report and res.vtime:
         from .vtimereport import breakdown_table, breakdown_png
         if not args.json:

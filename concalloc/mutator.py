@@ -91,6 +91,10 @@ class Mutator:
             self._mheap = self._mh
             self.load = self._load_checked
             self.store = self._store_checked
+        if rt.method is not None:   # a survey allocation method (concalloc/methods)
+            rt.method.bind(self)
+        if rt.wbshadow is not None:   # GODEBUG wbshadow=1: new objects' shadow words start at 0
+            rt.wbshadow.bind(self)
 
     def _rebind_yield(self) -> None:
         self._yield = self.rt.sync.yield_point

@@ -111,6 +111,7 @@ FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "trace": Flag("--trace", observe=True, in_command=False),
     "plot": Flag("--plot", observe=True, in_command=False),
     "max_steps": Flag("--max-steps"),
+    "allocator": Flag("--allocator"),
     "gogc": Flag("--gogc", render=lambda v: "off" if v < 0 else str(v)),
     "memory_limit": Flag("--memlimit", render=lambda v: "off" if v >= MAX_INT64 else format_bytes(v)),
     "barrier": Flag("--barrier"),
@@ -118,6 +119,8 @@ FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "gc_workers": Flag("--gc-workers"),
     "gctrace": Flag("--gctrace", kind="switch", observe=True),
     "gccheckmark": Flag("--godebug", kind="godebug"),
+    "wbshadow": Flag("--godebug", kind="godebug"),
+    "gcstoptheworld": Flag("--godebug", kind="godebug"),
     "cost_table": Flag("--cost-table"),
     "costs": Flag("--cost", kind="repeat"),
 }
@@ -147,7 +150,8 @@ def replay_command(cfg: Config, cache: bool = True) -> str:
     godebug = []
     for name, flag in FLAGS.items():
         value = d[name]
-        if not flag.in_command or value is None or (value == defaults[name] and not flag.always):
+        shown = flag.always or (name == "pct_k" and cfg.scheduler == "pct")   # `run` defaults to auto
+        if not flag.in_command or value is None or (value == defaults[name] and not shown):
             continue
         if flag.kind == "godebug":
             godebug.append(f"{name}={int(value)}")

@@ -29,12 +29,12 @@ import threading
 import time
 
 from . import workloads
-from .check.violation import Violation, replay_context
+from .check.violation import EVENTS_PER_THREAD, Violation, replay_context, run_context
 from .config import Config
 from .heap import Heap
 from .malloc import mallocgc_nocache
 from .mutator import Mutator
-from .gc.cycle import GC
+from .gc.cycle import GC, PHASE_NAMES
 from .proc import P_IDLE, P, World
 from .runconfig import (DEFAULT_CONTROLLED_STEPS, DEFAULT_SECONDS, replay_command,  # noqa: F401
                         run_config_dict, scheduler_options, with_run_bounds, write_schedule)
@@ -66,7 +66,16 @@ class Runtime:
         self.world.events = self.events
         self.moduledata = self.heap.moduledata  # the globals: words of the data segment
         self.write_barrier = None        # world stopped: see set_write_barrier
+        self.wbshadow = None             # GODEBUG wbshadow=1: every barriered store keeps a shadow
+        if cfg.wbshadow:
+            from .gc.wbshadow import WBShadow
+            self.wbshadow = WBShadow(self)
+            self.write_barrier = self.wbshadow.wrap(None)
         self.malloc_nocache = mallocgc_nocache
+        self.method = None               # a survey allocation method (concalloc/methods), or Go's
+        if cfg.allocator != "go":
+            from .methods import make_method
+            self.method = make_method(self)
         nslots = self.workload.slots(cfg)
         self.mutators = [Mutator(self, p, nslots) for p in self.allp[:cfg.nmutators()]]
         self._active = AtomicInt(len(self.mutators))
@@ -74,7 +83,7 @@ class Runtime:
         # mutators wait for setup_done (set once by P0), made only when there is a setup.
         self.workload_setup = getattr(self.workload, "setup", None)
         self.setup_done = self.sync.event("workload.setup") if self.workload_setup and len(self.mutators) > 1 else None
-        self.gc = GC(self)
+        self.gc = GC(self) if self.method is None else self.method.gc
         if not self.mutators:            # --mutators 0: nothing will ever finish and stop the GC
             self.gc.stop()
         self.heap.mheap.on_refill = self.gc.on_alloc_slow_path
@@ -114,6 +123,8 @@ class Runtime:
 
     def install_write_barrier(self, wb) -> None:
         """The collector's setGCPhase: every mutator's barrier (world stopped)."""
+        if self.wbshadow is not None:        # the barrier runs in every phase, keeping the shadow
+            wb = self.wbshadow.wrap(wb)
         self.write_barrier = wb
         for m in self.mutators:
             m._wb = wb
@@ -182,7 +193,7 @@ class Runtime:
         progress = (lambda: self.sched.steps) if cfg.controlled() else self.progress_counter
         dog = Watchdog(progress, cfg.hang_seconds, lambda report: self.sched.abort(Hang(report)),
                        mutexes=self.sync.all_mutexes).start()
-        with replay_context(replay_command(cfg, self.cache)):
+        with replay_context(replay_command(cfg, self.cache)), run_context(self.violation_context):
             # The collector first: under free threads a mutator runs as soon as
             # it is started, and a kick the collector is not yet there to take
             # is only seen after the mutators are done (so no check at all).
@@ -201,11 +212,24 @@ class Runtime:
             if res.error is None and cfg.heapcheck >= 1:
                 try:
                     self.heap.verify()     # every thread is done: the world is stopped
+                    if self.method is not None:
+                        self.method.check()
                 except Violation as v:
                     res.error = v
         res.elapsed = time.monotonic() - t0
         self._collect(res)
         return res
+
+    def violation_context(self) -> dict:
+        """What a violation found during this run records about it, read on the
+        thread that found it: the cycle in progress (or the last one started),
+        the phase, each thread's last events (when a recorder runs: a
+        controlled scheduler, a trace, or an oracle's ring), and the config."""
+        cfg = self.config
+        rec = self.events
+        return {"cycle": self.gc.started, "phase": PHASE_NAMES.get(self.gc.phase),
+                "events": rec.recent(EVENTS_PER_THREAD) if rec else {},
+                "config": run_config_dict(cfg, self.cache), "seed": cfg.seed, "scheduler": cfg.scheduler}
 
     def _start_progress(self, t0: float):
         """Call progress(rt, elapsed) every 0.25 s from a thread of its own (not a

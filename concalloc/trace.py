@@ -51,6 +51,7 @@ them) and writes the same trace when it is over (write_chrome_trace).
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import json
@@ -150,6 +151,27 @@ class Recorder:
         out.sort(key=_log_order)
         return out[-n:]
 
+    def recent(self, n: int) -> dict[str, list[dict]]:
+        """The last n events of every thread (scheduler decisions included),
+        oldest first, as JSON-ready dicts {"seq", "kind", "fields"} without
+        wall times: what a violation records.  May be called while the run goes on."""
+        with self._lock:
+            buffers = [(name, list(buf)[-n:]) for name, buf in self._buffers]
+        per: dict[str, list] = {}
+        for name, buf in buffers:
+            per.setdefault(name, []).extend((seq, i, kind, fields) for i, (seq, _, kind, fields) in enumerate(buf))
+        if self._sched is not None:
+            seen: dict[str, list] = {}
+            for step, who, label, chosen in reversed(self._sched.decision_events()):
+                mine = seen.setdefault(who, [])
+                if len(mine) < n:
+                    mine.append((step, -1, "sched_decision", {"label": f"{who}:{label}", "chosen": chosen}))
+            for who, evs in seen.items():
+                per.setdefault(who, []).extend(evs)
+        return {name: [{"seq": seq, "kind": kind, "fields": _plain(fields)}
+                       for seq, _, kind, fields in sorted(evs, key=_seq_index)[-n:]]
+                for name, evs in sorted(per.items())}
+
     def event_log_hash(self) -> str:
         """sha256 of each thread's events (without wall times, and without seq
         when it is wall time), thread by thread, then of the decision log."""
@@ -166,6 +188,38 @@ class Recorder:
 
 def _noop_emit(kind: str, **fields) -> None:
     pass
+
+
+def _seq_index(e: tuple) -> tuple:
+    return e[0], e[1]
+
+
+def _plain(fields: dict) -> dict:
+    """Event fields as JSON keeps them: plain values as they are, others as text."""
+    return {k: v if v is None or isinstance(v, (int, float, str, bool)) else str(v) for k, v in fields.items()}
+
+
+class RingRecorder(Recorder):
+    """The last RING events of each thread and nothing more: the context a
+    violation reports in a free (OS-scheduled) run with an oracle on, where
+    keeping every event would cost memory without bound.  A controlled run
+    keeps every event anyway (its hash needs them); a run with neither has
+    no recorder at all, so the ring costs nothing when off."""
+
+    RING = 32
+
+    def emit(self, kind: str, **fields) -> None:
+        buf = self._local.events
+        if buf is None:
+            buf = self._new_buffer()
+        buf.append((self._seq(), 0, kind, fields))
+
+    def _new_buffer(self):
+        buf = collections.deque(maxlen=self.RING)
+        self._local.events = buf
+        with self._lock:
+            self._buffers.append((threading.current_thread().name, buf))
+        return buf
 
 
 def _serialize(obj) -> bytes:
@@ -420,7 +474,16 @@ def recorder_for(config) -> Recorder | None:
         return StreamingRecorder(config.trace)
     if config.controlled() or config.events or config.trace:
         return Recorder(True)
+    if oracle_on(config):
+        return RingRecorder(True)
     return None
+
+
+def oracle_on(config) -> bool:
+    """An oracle beyond the default heapcheck=1 is on: its violations report
+    each thread's last events, which a free run keeps in a RingRecorder."""
+    return bool(config.heapcheck >= 2 or config.gccheckmark or getattr(config, "wbshadow", False)
+                or getattr(config, "gcstoptheworld", 0))
 
 
 def emit_heap_counter(rec: Recorder, ctl, **more) -> None:

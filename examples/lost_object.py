@@ -26,6 +26,7 @@ NODE = Type("lostnode", 24, [0, 1])   # left, right: pointers; word 2: a value
 LEFT, RIGHT, VALUE = 0, 1, 2
 ROOT = 0                              # the global that holds R
 GC_EVERY = 50                         # the reader asks for a cycle about every GC_EVERY steps
+OBJECT_NAMES = ("R", "A", "B")        # setup's allocations, by name in `concalloc explain` stories
 
 
 def slots(cfg) -> int:

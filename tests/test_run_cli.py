@@ -73,7 +73,8 @@ def test_human_report_of_a_controlled_run(capsys):
     # the progress line runs beside the run; a controlled run must still start
     code, out, err = cli(capsys, "run", "--steps", "300", "--procs", "2", "--scheduler", "random", *SMALL)
     assert code == 0, err
-    assert ("mcache on, scheduler random seed 1, GODEBUG invalidptr=1,lockrank=1,heapcheck=1,gccheckmark=0\n"
+    assert ("mcache on, scheduler random seed 1, GODEBUG invalidptr=1,lockrank=1,heapcheck=1,gccheckmark=0,"
+            "wbshadow=0,gcstoptheworld=0\n"
             "600 allocations") in out
     assert "GC: GOGC 100, hybrid barrier, concurrent stack scan, 1 mark worker(s): " in out
     assert "event_log_hash " in out

@@ -90,8 +90,19 @@ def _report(gc, obj: int, s, parent) -> None:
 
 
 def check_marked_allocated(gc) -> None:
-    """Every set mark bit is on an allocated slot (world stopped, mcaches flushed)."""
+    """Every set mark bit is on an allocated slot (world stopped, mcaches flushed):
+    mark termination's check."""
     with gc.h.lock:
+        spans = list(gc.h.allspans)
+    marks_on_allocated(gc, spans)
+
+
+def marks_on_allocated(gc, spans=None) -> None:
+    """Every set mark bit is on an allocated slot (world stopped; the mcaches
+    need not be flushed: an object allocated from a cached span is below its
+    freeindex).  Without `spans`, allspans is read without mheap's lock, so
+    the check is no scheduling decision (world stopped: no P grows the heap)."""
+    if spans is None:
         spans = list(gc.h.allspans)
     for s in spans:
         marks = int.from_bytes(s.gcmarkBits, "little")
@@ -105,5 +116,4 @@ def check_marked_allocated(gc) -> None:
                             f"runtime: marked free object in span {s.describe()}\n"
                             f"  {s.startAddr + i * s.elemsize:#x} index {i} marked free\n"
                             "fatal error: found pointer to free object",
-                            address=s.startAddr + i * s.elemsize, span=s, cycle=gc.numgc + 1,
-                            phase="marktermination")
+                            address=s.startAddr + i * s.elemsize, span=s)

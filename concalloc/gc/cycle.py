@@ -50,6 +50,7 @@ from . import checkmark as _checkmark
 from . import mark as _mark
 from . import scavenge as _scavenge
 from . import sweep as _sweep
+from . import tricolor as _tricolor
 from .barrier import make_barrier, wbBufFlush1
 from .gctrace import format_gctrace
 from .heapsamples import OS_INTERVAL_NS, HeapSamples
@@ -118,7 +119,7 @@ class GC:
         self.bytesMarked = AtomicInt(0)
         self.bg_cpu_ns = AtomicInt(0)
         self.assist_cpu_ns = AtomicInt(0)
-        self.cycles: list[dict] = []        # the collector thread (world stopped appends)
+        self.cycles: list[dict] = []        # the collector thread appends (world stopped), then completes it
         self.pause_ns: list[int] = []       # world stopped
         self.pause_end: list[int] = []
         # Times come from the scheduler's clock (ns, or logical steps under a
@@ -136,7 +137,14 @@ class GC:
         self.ctl.commit(True)
         for p in self.allp:
             p.gcw = GCWork(self.lists, p.name)
+        self.worker_gcws = [GCWork(self.lists, f"gcw{i}") for i in range(self.nworkers)]  # each its worker's
+        self.stw_mode = cfg.gcstoptheworld   # GODEBUG gcstoptheworld: 1 mark, 2 mark and sweep, world stopped
+        self.walk_due = False                # the collector: this cycle's heapcheck walks the heap
         self.on_cycle_end = _print_gctrace if cfg.gctrace else None   # fn(record) after each cycle
+        # sync.Pool's runtime side (syncpool.PoolRegistry), installed by the first
+        # pool before the mutators start: its poolCleanup runs in gcStart (world
+        # stopped) and its pooled objects are roots scanned with the globals.
+        self.pools = None
         # Observation: the run's event recorder (falsy when off; GC events go
         # through `if ev:`) and, for --plot, heapLive sampled at the slow path.
         self.events = rt.events
@@ -146,15 +154,24 @@ class GC:
     def _rebind_yield(self) -> None:
         self.yp = self.sync.yield_point
 
+    def all_gcworks(self) -> list:
+        """Every gcWork: the collector's, each P's, each mark worker's."""
+        return [self.gcw] + [p.gcw for p in self.allp] + self.worker_gcws
+
     def global_words(self) -> list[int]:
-        return list(self.rt.globals)
+        """The data segment's root words; sync.Pool's slots with them (in Go the
+        pools are reached from globals)."""
+        words = list(self.rt.globals)
+        if self.pools is not None:
+            words += self.pools.roots()
+        return words
 
     # --- threads ---------------------------------------------------------------
 
     def start_threads(self, start) -> None:
         start("gc", self._collector_main)
         for i in range(self.nworkers):
-            start(f"gcw{i}", lambda i=i: self._worker_main(GCWork(self.lists, f"gcw{i}")))
+            start(f"gcw{i}", lambda i=i: self._worker_main(self.worker_gcws[i]))
         start("bgsweep", self._bgsweep_main)
         start("bgscavenge", self._bgscavenge_main)
 
@@ -342,13 +359,17 @@ class GC:
         rec = {"n": self.numgc + 1, "forced": forced, "procs": len(self.allp)}
         with self.lock:
             self.started += 1
-        if self.verify_due(rec["n"]):
+        self.walk_due = self.verify_due(rec["n"])
+        if self.walk_due:
             self.verify_heap_stw()
         cpu0 = self.cpuclock()
         self.gcStart(rec)
         rec["cpu_stw1"] = self.cpuclock() - cpu0
         t_mark = self.clock()
-        self.gcMarkDone(rec)
+        if self.stw_mode:
+            self.gcMarkSTW(rec)
+        else:
+            self.gcMarkDone(rec)
         rec["t_mark_end"] = self.clock()
         cpu2 = self.cpuclock()
         self.gcMarkTermination(rec, t_mark)
@@ -367,6 +388,7 @@ class GC:
         rec["heap_start"] = ctl.heapLive.load()
         rec["trigger"], _ = ctl.trigger()
         self.finishsweep_m()
+        self.clearpools()
         self.flush_mcaches(keep_tiny=True)
         self.gcResetMarkState()
         ctl.syncHeapStats(self.h.stats.snapshot())
@@ -378,6 +400,8 @@ class GC:
         self.blackenEnabled = True
         ctl.gcBlackenEnabled = 1
         rec["stw1_ns"] = self.clock() - t_stopped
+        if self.stw_mode:          # gcForceMode: the world stays stopped through mark termination
+            return
         w.startTheWorld()
         if ev:
             emit_heap_counter(ev, ctl)
@@ -403,6 +427,8 @@ class GC:
             self.flush_mcaches(keep_tiny=True)
             with self.bg_gate:
                 self.rt.heap.verify()
+                if self.rt.wbshadow is not None:
+                    self.rt.wbshadow.check_heap()
         finally:
             self.world.startTheWorld()
             if self.samples is not None:      # --plot shows these stops
@@ -417,6 +443,12 @@ class GC:
         _sweep.finishsweep_m(self.h)
         if ev:
             ev.emit("gc_sweep_done")
+
+    def clearpools(self) -> None:
+        """sync.Pool's poolCleanup, before marking (world stopped): the victims
+        are dropped, so this cycle frees what nobody took back."""
+        if self.pools is not None:
+            self.pools.poolCleanup()
 
     def flush_mcaches(self, keep_tiny: bool = False) -> None:
         """Every P's cached spans go back to their mcentrals (world stopped);
@@ -442,7 +474,7 @@ class GC:
         """Root jobs: 0 the globals, then one per P's stack (world stopped).
         With stw-snapshot every stack is scanned here instead."""
         njobs = 1 + len(self.allp)
-        if self.stack_scan == "stw-snapshot":
+        if self.stack_scan == "stw-snapshot" or self.stw_mode:
             for p in self.allp:
                 _mark.scanstack(self, p, self.gcw)
             self.gcw.dispose()
@@ -498,6 +530,8 @@ class GC:
                 while self.nwait != self.nworkers:
                     self.done_cond.wait()
             self.yp("markdone.recheck")
+            if self.cfg.heapcheck:
+                _tricolor.check_stw(self, self.walk_due)
             restart = False
             for p in self.allp:
                 if wbBufFlush1(self, p) or not p.gcw.empty():
@@ -512,6 +546,37 @@ class GC:
                     self.work_cond.notify_all()
                 continue
             return
+
+    def gcMarkSTW(self, rec: dict) -> None:
+        """GODEBUG gcstoptheworld >= 1 (Go's gcForceMode): the whole mark with
+        the world still stopped from sweep termination.  The stacks were
+        scanned there; the collector thread takes the globals' root job and
+        drains the heap (a worker that wakes may help), then waits for the
+        workers to be idle, as gcMarkDone would."""
+        ctl = self.ctl
+        ev = self.events
+        if ev:
+            ev.emit("gc_mark_start", n=rec["n"], stw=True)
+        self._t_stw2 = self.clock()
+        while True:
+            _mark.gcDrain(self, self.gcw)
+            self.blackenEnabled = False
+            ctl.gcBlackenEnabled = 0
+            with self.lock:
+                while self.nwait != self.nworkers:
+                    self.done_cond.wait()
+                roots_left = self.rootsDone != self.markrootJobs
+            flushed = False
+            for p in self.allp:
+                flushed = wbBufFlush1(self, p) or flushed
+            if not (roots_left or flushed or not self.lists.empty() or not self.gcw.empty()):
+                break
+            self.blackenEnabled = True
+            ctl.gcBlackenEnabled = 1
+        if ev:
+            ev.emit("gc_mark_done", n=rec["n"])
+        if self.cfg.heapcheck:
+            _tricolor.check_stw(self, self.walk_due)
 
     def gcMarkTermination(self, rec: dict, t_mark: int) -> None:
         """Mark termination, world stopped (gcMarkDone stopped it)."""
@@ -537,6 +602,10 @@ class GC:
             _checkmark.check_marked_allocated(self)
         if self.cfg.gccheckmark:
             _checkmark.runCheckmark(self)
+        if self.cfg.heapcheck >= 1 and self.walk_due:
+            _tricolor.check_walk(self)
+        if self.rt.wbshadow is not None:
+            self.rt.wbshadow.check_heap()
         self.setGCPhase(GC_OFF)
         now = self.clock()
         ctl.endCycle(now, len(self.allp), rec["forced"])
@@ -548,7 +617,7 @@ class GC:
         rec["assist_work"] = self.assist_work.load()
         rec["barrier_calls"] = sum(p.wbCalls for p in self.allp)
         lastHeapGoal = ctl.heapGoal()
-        _sweep.gcSweep(h, [p.mcache for p in self.allp])
+        _sweep.gcSweep(h, [p.mcache for p in self.allp], self.stw_mode)   # 2 (gcForceBlockMode): sweep it all now
         for p in self.allp:
             p.mcache.prepareForSweep()
         ctl.syncHeapStats(h.stats.snapshot())
@@ -561,6 +630,9 @@ class GC:
         end = self.clock()
         rec["clock_ns"] = [rec["stw1_ns"], self._t_stw2 - t_mark, end - self._t_stw2]
         rec["end_ns"] = end - self.t0
+        # Published with the count, so a runtime.GC that sees numgc finds its
+        # cycle's record (its last fields are filled in by _finish_record).
+        self.cycles.append(rec)
         with self.lock:
             self.numgc += 1
             self.cycle_cond.notify_all()
@@ -578,12 +650,11 @@ class GC:
                          rec.pop("cpu_stw2")]
         self._gc_cpu_total = getattr(self, "_gc_cpu_total", 0) + sum(rec["cpu_ns"])
         rec["gc_cpu_fraction_pct"] = int(100 * self._gc_cpu_total / (elapsed * len(self.allp)))
-        rec["num_forced"] = sum(1 for r in self.cycles if r["forced"]) + int(rec["forced"])
+        rec["num_forced"] = sum(1 for r in self.cycles if r["forced"])     # rec is among them
         since = rec["end_ns"] - (self._last_cycle_end if self._last_cycle_end is not None else 0)
         rec["limiter"] = self.limiterEnabled = sum(rec["cpu_ns"]) > 0.5 * max(1, since) * len(self.allp)
         self._last_cycle_end = rec["end_ns"]
         rec.pop("t_mark_end", None)
-        self.cycles.append(rec)
         if self.on_cycle_end is not None:
             self.on_cycle_end(rec)
 

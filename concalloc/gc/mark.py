@@ -10,7 +10,7 @@ and objects can be lost; the other barriers and stack-scan protocols exist
 so that users can watch that happen.
 
 Roots (gcPrepareMarkRoots / markroot): one job for the data segment (the
-globals), one per P's stack.  The tiny blocks the Ps were filling when mark
+globals, and the objects sync.Pools hold: GC.global_words), one per P's stack.  The tiny blocks the Ps were filling when mark
 began are greyed at sweep termination (gcMarkTinyAllocs).  Jobs are claimed
 with an atomic counter by whoever drains first.
 
@@ -274,13 +274,18 @@ def gcParkAssist(gc, p) -> None:
 
 
 def check_no_grey(gc) -> None:
-    """Mark termination: no grey object and no buffered barrier entry is left (world stopped)."""
+    """Mark termination: no grey object and no buffered barrier entry is left
+    (world stopped): every gcWork -- the Ps', the workers', the collector's --
+    and work.full are empty, and so is every P's wbBuf."""
+    for gcw in gc.all_gcworks():
+        if not gcw.empty():
+            throw("gc.grey_left", f"gcMark: {gcw.owner}'s gcWork still holds {len(gcw)} grey objects: "
+                  "work.full not empty at mark termination\n"
+                  "fatal error: P has cached GC work at end of mark termination")
     for p in gc.allp:
-        if not p.gcw.empty():
-            throw("gc.grey_left", f"gcMark: {p.name}'s gcWork still holds {len(p.gcw)} grey objects: "
-                  "work.full not empty at mark termination")
         if p.wbBuf:
             throw("gc.wbbuf_left", f"gcMark: {p.name}'s write-barrier buffer holds {len(p.wbBuf)} "
-                  "entries at mark termination")
+                  "entries at mark termination\n"
+                  "fatal error: P has cached GC work at end of mark termination")
     if not gc.lists.empty():
-        throw("gc.grey_left", "gcMark: work.full not empty at mark termination")
+        throw("gc.grey_left", "gcMark: work.full not empty at mark termination\nfatal error: work.full != 0")

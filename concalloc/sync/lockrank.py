@@ -31,6 +31,7 @@ class Rank(IntEnum):
     MCENTRAL = 10         # mcentral.lock, one per span class (Go <= 1.14)
     GC_BITS_ARENAS = 11   # gcBitsArenas.lock
     WBUF_SPANS = 12       # work.wbufSpans.lock
+    HEAPLOCK = 15         # the one global lock of a non-Go allocation method (concalloc/methods)
     MHEAP = 20            # mheap_.lock
     MHEAP_SPECIAL = 21    # mheap_.speciallock
     GLOBAL_ALLOC = 22     # globalAlloc.mutex (persistentalloc)

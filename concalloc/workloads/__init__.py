@@ -24,6 +24,7 @@ Config.workload names one, as a string that survives into the replay
 command, the schedule file and --json:
 
     ring, tree, ...            a built-in (BUILTIN)
+    pool:fresh                 a variant of a built-in (its module's VARIANTS)
     path/to/file.py            a file, loaded once per process
     package.module             a module on sys.path (or under the current directory)
     package.module:name        an object of that module
@@ -44,7 +45,7 @@ import threading
 import traceback
 
 from ..config import ConfigError
-from . import burst, churn, graph, hide_pointer, random_program, ring, tree, weave
+from . import burst, churn, graph, hide_pointer, hugealloc, pool, random_program, reuse, ring, tree, weave
 
 WORKLOADS = {
     "ring": ring,
@@ -55,6 +56,9 @@ WORKLOADS = {
     "weave": weave,
     "hide-pointer": hide_pointer,
     "random-program": random_program,
+    "pool": pool,
+    "reuse": reuse,
+    "hugealloc": hugealloc,
 }
 BUILTIN = tuple(WORKLOADS)
 
@@ -87,6 +91,8 @@ def get(ref: str):
     """The workload `ref` names (see the module comment), loaded at most once per process."""
     if isinstance(ref, str) and ref in WORKLOADS:
         return WORKLOADS[ref]
+    if isinstance(ref, str) and ref.partition(":")[0] in WORKLOADS:
+        return variant(ref)
     check_ref(ref)
     key = os.path.abspath(ref) if is_file_ref(ref) else ref
     with _load_lock:
@@ -96,6 +102,16 @@ def get(ref: str):
             check_workload(wl, ref)
             _loaded[key] = wl
     return wl
+
+
+def variant(ref: str):
+    """'pool:fresh': a new instance of the built-in's variant (its module's VARIANTS)."""
+    name, _, which = ref.partition(":")
+    variants = getattr(WORKLOADS[name], "VARIANTS", {})
+    if which not in variants:
+        known = ", ".join(f"{name}:{v}" for v in variants) or "none"
+        raise ConfigError("workload", f"{ref!r}: built-in {name!r} has no variant {which!r} (variants: {known})")
+    return variants[which]()
 
 
 def check_workload(wl, ref: str) -> None:

@@ -38,11 +38,15 @@ def _build(m, node, depth: int, slot: int) -> int:
     m.set_slot(slot, x)
     m.write_word(x, 2, depth)
     if depth > 0 and m.running():
-        m.store(x, 0, _build(m, node, depth - 1, slot + 1))
+        # x is re-read from its slot after each subtree: building one allocates,
+        # and under a moving allocator (--allocator bump) objects move then.
+        left = _build(m, node, depth - 1, slot + 1)
+        m.store(m.slot(slot), 0, left)
         if m.running():      # the left subtree may have used the last steps
-            m.store(x, 1, _build(m, node, depth - 1, slot + 1))
+            right = _build(m, node, depth - 1, slot + 1)
+            m.store(m.slot(slot), 1, right)
         m.clear_slot(slot + 1)
-    return x
+    return m.slot(slot)
 
 
 def run(m, cfg) -> None:
