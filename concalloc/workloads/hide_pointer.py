@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import weakref
 
+from concalloc.config import ConfigError
 from concalloc.memory import Type
 
 DESCRIPTION = "the classic lost objects: B hidden before the stack scan, C after it, in one GC cycle"
@@ -45,6 +46,12 @@ DESCRIPTION = "the classic lost objects: B hidden before the stack scan, C after
 NODE = Type("hidenode", 8, [0])
 
 _targets: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # Runtime -> [cycle]
+
+
+def validate(cfg) -> None:
+    if getattr(cfg, "allocator", "go") != "go":
+        raise ConfigError("allocator", "hide-pointer needs a concurrent collector: it runs on Go's "
+                                       "(--allocator go), not a survey method's stop-the-world one")
 
 
 def slots(cfg) -> int:

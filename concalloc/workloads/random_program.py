@@ -49,18 +49,23 @@ def globals(cfg) -> int:
 
 def setup(m, cfg) -> None:
     """On P0: --live objects, GLOBALS of them in the globals.  Field 1 chains
-    each to the one allocated before it (so while the heap is built slot 0,
-    the newest, reaches them all), field 0 points to a random one or nil."""
+    each to the one allocated before it (slot 0, the newest, reaches them
+    all while the heap is built: no address is held in Python across an
+    allocation, so a moving collector may run), then field 0 of each points
+    to a random one or nil."""
     rng = m.rng
     n = cfg.live
-    objs: list[int] = []
     for _ in range(n):
         x = m.new(NODE)
         m.write_word(x, 2, TAG)
-        m.store(x, 1, m.slot(0))     # a chain through field 1 keeps every object reachable
+        m.store(x, 1, m.slot(0))
         m.set_slot(0, x)
+    objs = []                        # no allocation from here on: the addresses stay put
+    x = m.slot(0)
+    while x:
         objs.append(x)
-    for x in objs:                   # field 0: a random object or nil
+        x = m.read_word(x, 1)
+    for x in objs:
         m.store(x, 0, objs[rng.randrange(n)] if rng.random() < 0.8 else 0)
     for g in range(GLOBALS):
         m.set_global(g, objs[rng.randrange(n)])

@@ -145,6 +145,9 @@ def globals(cfg) -> int:
 
 
 def validate(cfg) -> None:
+    if getattr(cfg, "allocator", "go") != "go":
+        raise ConfigError("allocator", "weave models a concurrent collector: it runs on Go's (--allocator go), "
+                                       "not a survey method's stop-the-world one")
     if cfg.nmutators() != NUM_THREADS:
         raise ConfigError("procs", f"weave models go-weave's {NUM_THREADS} mutators: run it with "
                                    f"--procs {NUM_THREADS} (got {cfg.nmutators()} mutators)")
