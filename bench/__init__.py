@@ -50,6 +50,12 @@ TARGETS: dict[str, tuple[float, str]] = {
     "gc.stw_mark_term_fraction": (0.05, "<="),
     "gc.barrier_store_ratio": (2, "<="),
     "gc.throughput_ratio": (0.5, ">="),
+    # stated in bench_stress.py
+    "stress.weave_runs_per_min": (1000, ">="),
+    "stress.weave_first_loss.none_concurrent": (60, "<="),
+    "stress.weave_first_loss.dijkstra_concurrent": (60, "<="),
+    "stress.weave_first_loss.yuasa_concurrent": (60, "<="),
+    "stress.weave_safe_lost": (0, "<="),
 }
 
 

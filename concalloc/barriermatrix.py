@@ -83,12 +83,28 @@ def run_cell(base: Config, barrier: str, stack_scan: str, runs: int, runner, sto
 
 
 def run_matrix(base: Config, runs: int, runner, stop_at_first: bool = True, progress=None,
-               barriers=BARRIERS, stack_scans=STACK_SCANS) -> list[Cell]:
-    cells = []
-    for i, (b, s) in enumerate(((b, s) for b in barriers for s in stack_scans), 1):
+               barriers=BARRIERS, stack_scans=STACK_SCANS, cells=None) -> list[Cell]:
+    """Every barrier x stack-scan cell, or only `cells` ([(barrier, stack_scan)]) if given."""
+    todo = list(cells) if cells is not None else [(b, s) for b in barriers for s in stack_scans]
+    out = []
+    for i, (b, s) in enumerate(todo, 1):
         if progress:
-            progress(f"[{i}/{len(barriers) * len(stack_scans)}] {b} + {s}")
-        cells.append(run_cell(base, b, s, runs, runner, stop_at_first))
+            progress(f"[{i}/{len(todo)}] {b} + {s}")
+        out.append(run_cell(base, b, s, runs, runner, stop_at_first))
+    return out
+
+
+def parse_cells(text: str) -> list[tuple[str, str]]:
+    """'hybrid+concurrent,dijkstra+rescan' -> [(barrier, stack_scan), ...]; ValueError naming a bad one."""
+    cells = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        b, plus, s = item.partition("+")
+        if not plus or b not in BARRIERS or s not in STACK_SCANS:
+            raise ValueError(f"expected BARRIER+STACKSCAN ({'|'.join(BARRIERS)} + {'|'.join(STACK_SCANS)}), "
+                             f"got {item!r}")
+        cells.append((b, s))
+    if not cells:
+        raise ValueError(f"expected a comma-separated list of BARRIER+STACKSCAN, got {text!r}")
     return cells
 
 

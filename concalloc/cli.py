@@ -149,13 +149,18 @@ def _cmd_barrier_matrix(args) -> int:
         raise UsageError(f"--runs: must be at least 1, got {args.runs}")
     base = Config(procs=args.procs, workload=args.workload, steps=args.steps, live=args.live,
                   scheduler=args.scheduler, reserve_bytes=parse_bytes(args.reserve, "reserve"),
-                  max_steps=args.max_steps)
+                  max_steps=args.max_steps, gc_workers=args.gc_workers)
 
     def runner(cfg):
         with Runtime(cfg) as rt:
             return rt.run()
     say = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    cells = run_matrix(base, args.runs, runner, stop_at_first=not args.all, progress=say)
+    from .barriermatrix import parse_cells
+    try:
+        only = parse_cells(args.cells) if args.cells else None
+    except ValueError as e:
+        raise UsageError(f"--cells: {e}") from None
+    cells = run_matrix(base, args.runs, runner, stop_at_first=not args.all, progress=say, cells=only)
     if args.json:
         print(json.dumps({"format": "concalloc-barrier-matrix", "format_version": 1,
                           "config": base.to_dict(), "runs": args.runs,
@@ -203,16 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_contention)
     b = sub.add_parser("barrier-matrix", help="every write barrier x stack-scan protocol, searched for "
                                               "lost objects with checkmark (see docs/barriers.md)")
-    b.add_argument("--workload", default="graph", help="built-in name, FILE.py or module[:name] (default: graph)")
+    b.add_argument("--workload", default="graph", help="built-in name (graph, weave, hide-pointer, "
+                   "random-program, ...), FILE.py or module[:name] (default: graph)")
     b.add_argument("--runs", type=int, default=6, help="seeds per cell (default: 6)")
     b.add_argument("--procs", type=int, default=2, help="GOMAXPROCS (default: 2)")
     b.add_argument("--steps", type=int, default=150, help="allocations per mutator (default: 150)")
     b.add_argument("--live", type=int, default=32, help="live slots per mutator (default: 32)")
-    b.add_argument("--scheduler", choices=("random", "pct", "vtime"), default="random",
+    b.add_argument("--scheduler", choices=("random", "pct", "sticky-random", "vtime"), default="random",
                    help="a controlled scheduler, so every loss replays (default: random)")
+    b.add_argument("--gc-workers", type=int, default=None,
+                   help="background mark workers (default: 25%% of --procs, at least 1)")
     b.add_argument("--max-steps", type=int, default=1_000_000, help="decision cap per run (default: 1000000)")
     b.add_argument("--reserve", default="1GiB", help="address-space reservation per run (default: 1GiB)")
     b.add_argument("--all", action="store_true", help="run every seed, not only up to a cell's first loss")
+    b.add_argument("--cells", default=None, metavar="B+S,...",
+                   help="only these cells, e.g. hybrid+concurrent,dijkstra+rescan (default: all 15)")
     b.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     b.add_argument("--markdown", action="store_true", help="the table as Markdown")
     b.set_defaults(func=_cmd_barrier_matrix)

@@ -16,7 +16,7 @@ SCHEDULERS = ("os", "random", "pct", "replay", "vtime", "sticky-random")
 BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
 STACK_SCANS = ("concurrent", "stw-snapshot", "rescan")
 MAX_INT64 = (1 << 63) - 1
-WORKLOADS = ("ring", "tree", "churn", "graph", "burst")   # the built-ins; see workloads/ for the rest
+WORKLOADS = ("ring", "tree", "churn", "graph", "burst", "weave", "hide-pointer", "random-program")   # the built-ins; see workloads/ for the rest
 ALLOCATORS = ("go", "bump", "first-fit", "next-fit", "best-fit", "segregated")   # concalloc/methods
 
 

@@ -31,7 +31,7 @@ from .sync import SyncContext
 
 class Heap:
     def __init__(self, config: Config | None = None, *, reserve_bytes: int | None = None,
-                 nprocs: int | None = None, sync: SyncContext | None = None):
+                 nprocs: int | None = None, sync: SyncContext | None = None, nglobals: int | None = None):
         cfg = config or Config()
         if reserve_bytes is not None or nprocs is not None:
             cfg = cfg.replace(**{k: v for k, v in (("reserve_bytes", reserve_bytes), ("procs", nprocs))
@@ -43,7 +43,8 @@ class Heap:
         self.mheap.recordTypes = cfg.heapcheck >= 2   # before any mcache or span exists
         self.mheap.faults = frozenset(cfg.faults)
         self.mcaches = [MCache(self.mheap, p) for p in range(cfg.procs)]
-        self.moduledata = ModuleData()                # the globals: the data segment below the heap
+        # the globals: the data segment below the heap (the program's: a workload may size it)
+        self.moduledata = ModuleData() if nglobals is None else ModuleData(nglobals)
         self.memory = Memory(self.mheap.sysmem, self.moduledata)
         self.numgc = 0
 

@@ -201,6 +201,31 @@ class Mutator:
     def read_word(self, obj: int, field: int) -> int:
         return self._mem.load(obj + 8 * field)
 
+    # --- scheduling points that touch no memory ---
+    def safepoint(self) -> None:
+        """A safe point and nothing else: Go's check in a function prologue,
+        where a goroutine may be preempted, its stack scanned or the world
+        stopped (go-weave: a mutator between iterations, its stack lock free)."""
+        self._yield("safepoint")
+        p = self.p
+        if p.preempt:
+            self._world.safepoint(p)
+
+    def park_until(self, ready) -> None:
+        """Wait at a safe point until ready() holds, blocked rather than
+        spinning (so a priority scheduler such as PCT lets the others run).
+        ready() is looked at again whenever the world stops and starts or a
+        safe-point function (a stack scan) comes for this P, so it may test
+        what those change: the GC phase, cycle counts, p.gcscandone."""
+        self._yield("safepoint")
+        self._world.park_at_safepoint(self.p, ready)
+
+    def step(self) -> None:
+        """A yield point that is no safe point: other threads take steps here,
+        but neither a stack scan nor a stop-the-world can (go-weave's
+        sched.Sched() while a mutator holds its stack lock)."""
+        self._yield("step")
+
     # --- roots ---
     def set_slot(self, i: int, addr: int) -> None:
         self.stack[i] = addr

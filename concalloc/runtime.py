@@ -59,7 +59,8 @@ class Runtime:
         self.events = recorder_for(cfg)
         self.sync = SyncContext(self.sched, check_ranks=cfg.lockrank, lock_stats=cfg.lock_stats,
                                 events=self.events)
-        self.heap = Heap(cfg, sync=self.sync)
+        nglobals = getattr(self.workload, "globals", None)   # the program's data segment, if it says
+        self.heap = Heap(cfg, sync=self.sync, nglobals=nglobals(cfg) if nglobals is not None else None)
         self.allp = [P(i, c) for i, c in enumerate(self.heap.mcaches)]
         self.world = World(self.sync, self.allp)
         self.world.events = self.events

@@ -11,7 +11,7 @@ Fixed labels name a step; families are labels built with a name in them
 prices labels by the same names (concalloc/data/costs-default.toml).
 
 A yield point is not a safe point: safe points are only at the top of a
-mutator's alloc, load and store (mutator.py), and no yield is allowed
+mutator's alloc, load and store and at m.safepoint() (mutator.py), and no yield is allowed
 between a write-barrier record and its store being published in a way that
 lets a stack scan in (the barrier's yields are not safe points).
 """
@@ -23,6 +23,8 @@ LABELS: dict[str, str] = {
     "alloc": "a mutator is about to allocate",
     "load": "a mutator is about to load a pointer field (also get_global)",
     "store": "a mutator is about to store a pointer field (also set_global)",
+    "safepoint": "a mutator's m.safepoint(): a safe point with no memory access (a call's prologue)",
+    "step": "a mutator's m.step(): other threads may run, no stack scan or stop-the-world can",
     # the write barrier (gc/barrier.py)
     "wb.read_old": "the barrier has read the slot's old value, not yet recorded it (go-weave's interruption point)",
     "wb.shade": "the barrier has recorded its pointers; the store itself comes next",

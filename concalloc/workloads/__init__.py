@@ -5,6 +5,8 @@ A workload is a module (or any object with the same attributes) with
     run(m, cfg)        the program one mutator runs, bounded by m.running()
     slots(cfg)         how many stack slots each mutator needs
     validate(cfg)      optional: raise ConfigError for a Config it cannot run
+    globals(cfg)       optional: how many global pointer words the program has
+                       (its data segment; default moduledata.NGLOBALS)
     setup(m, cfg)      optional: runs once on P0 before any mutator's run
                        (the other mutators wait for it to return)
     DESCRIPTION        optional: one line saying what it does
@@ -43,7 +45,7 @@ import threading
 import traceback
 
 from ..config import ConfigError
-from . import burst, churn, graph, hugealloc, pool, reuse, ring, tree
+from . import burst, churn, graph, hide_pointer, hugealloc, pool, random_program, reuse, ring, tree, weave
 
 WORKLOADS = {
     "ring": ring,
@@ -51,6 +53,9 @@ WORKLOADS = {
     "churn": churn,
     "graph": graph,
     "burst": burst,
+    "weave": weave,
+    "hide-pointer": hide_pointer,
+    "random-program": random_program,
     "pool": pool,
     "reuse": reuse,
     "hugealloc": hugealloc,
@@ -58,7 +63,7 @@ WORKLOADS = {
 BUILTIN = tuple(WORKLOADS)
 
 REQUIRED = ("run", "slots")       # callables every workload has
-OPTIONAL = ("validate", "setup")  # callables it may have
+OPTIONAL = ("validate", "setup", "globals")  # callables it may have
 
 _MODULE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?")
 

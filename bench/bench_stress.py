@@ -1,0 +1,104 @@
+"""Search benchmarks on the `weave` scenario (go-weave's barrier model, issue 7).
+
+stress.weave_runs_per_min         controlled runs of weave per minute, each built,
+                                  run and closed in this process (one core: the
+                                  GIL), hybrid barrier, checkmark on.  Target >= 1000.
+stress.weave_run_ms               the same, as milliseconds per run.
+stress.weave_first_loss.<cell>    for each unsafe cell (none+concurrent,
+                                  dijkstra+concurrent, yuasa+concurrent): the
+                                  median, over SEARCHES independent searches, of
+                                  the runs up to and including the first lost
+                                  object.  A search that finds none within CAP
+                                  runs counts as CAP + 1.  Target <= 60.
+stress.weave_first_loss_capped.<cell>  searches that hit the cap (0 when every
+                                  search found a loss).
+stress.weave_safe_runs            runs made in the three safe cells (hybrid +
+                                  concurrent, dijkstra + rescan, yuasa +
+                                  stw-snapshot) ...
+stress.weave_safe_lost            ... and the objects they lost.  Target 0.
+
+Search j uses seeds j*SEED_STRIDE + 1, + 2, ...  The figures are counts of
+runs, not times: they do not depend on the machine, only on the scheduler
+and the collector.  WEAVE is the configuration every figure uses (its
+scheduler chosen by measurement: docs/barrier-study.md).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from concalloc.config import Config
+from concalloc.runtime import Runtime
+from concalloc.runresult import EXIT_OK, EXIT_VIOLATION
+
+from .common import progress
+
+WEAVE = Config(procs=2, workload="weave", scheduler="random", gccheckmark=True, reserve_bytes=64 << 20)
+UNSAFE = (("none", "concurrent"), ("dijkstra", "concurrent"), ("yuasa", "concurrent"))
+SAFE = (("hybrid", "concurrent"), ("dijkstra", "rescan"), ("yuasa", "stw-snapshot"))
+SEED_STRIDE = 100_000
+
+
+def one_run(cfg: Config):
+    with Runtime(cfg) as rt:
+        return rt.run()
+
+
+def runs_per_min(n: int) -> dict:
+    cfg = WEAVE.replace(barrier="hybrid")
+    one_run(cfg.replace(seed=0))                  # imports and first-use costs out of the timing
+    t0 = time.perf_counter()
+    for seed in range(1, n + 1):
+        res = one_run(cfg.replace(seed=seed))
+        if res.exit_code != EXIT_OK:
+            raise RuntimeError(f"weave hybrid seed {seed}: {res.error}")
+    dt = time.perf_counter() - t0
+    return {"stress.weave_runs_per_min": 60 * n / dt, "stress.weave_run_ms": 1000 * dt / n}
+
+
+def first_loss(barrier: str, stack_scan: str, search: int, cap: int) -> int:
+    """Runs up to and including the first lost object of search `search` (cap + 1: none)."""
+    cfg = WEAVE.replace(barrier=barrier, stack_scan=stack_scan)
+    for k in range(1, cap + 1):
+        res = one_run(cfg.replace(seed=search * SEED_STRIDE + k))
+        if res.exit_code == EXIT_VIOLATION:
+            return k
+        if res.exit_code != EXIT_OK:
+            raise RuntimeError(f"weave {barrier}+{stack_scan} seed {search * SEED_STRIDE + k}: {res.error}")
+    return cap + 1
+
+
+def first_losses(searches: int, cap: int) -> dict:
+    out = {}
+    for barrier, scan in UNSAFE:
+        progress(f"stress: first loss, {barrier}+{scan}, {searches} searches (cap {cap} runs)")
+        found = [first_loss(barrier, scan, j, cap) for j in range(1, searches + 1)]
+        key = f"{barrier}_{scan}"
+        out[f"stress.weave_first_loss.{key}"] = float(statistics.median(found))
+        out[f"stress.weave_first_loss_capped.{key}"] = float(sum(1 for x in found if x > cap))
+    return out
+
+
+def safe_cells(runs: int) -> dict:
+    made = lost = 0
+    for barrier, scan in SAFE:
+        progress(f"stress: safe cell {barrier}+{scan}, {runs} runs")
+        cfg = WEAVE.replace(barrier=barrier, stack_scan=scan)
+        for seed in range(1, runs + 1):
+            res = one_run(cfg.replace(seed=seed))
+            made += 1
+            if res.exit_code == EXIT_VIOLATION:
+                lost += 1
+                progress(f"stress: SAFE CELL LOST: {res.violations[0]['invariant']} seed {seed}")
+            elif res.exit_code != EXIT_OK:
+                raise RuntimeError(f"weave {barrier}+{scan} seed {seed}: {res.error}")
+    return {"stress.weave_safe_runs": float(made), "stress.weave_safe_lost": float(lost)}
+
+
+def run(quick: bool = False) -> dict:
+    progress("stress: weave runs per minute")
+    out = runs_per_min(60 if quick else 300)
+    out.update(first_losses(5 if quick else 20, 60 if quick else 200))
+    out.update(safe_cells(50 if quick else 200))
+    return out
