@@ -23,22 +23,15 @@ import time
 
 from concalloc import trace
 from concalloc.config import Config
-from concalloc.runtime import Runtime
 
-from .common import interleave, median, progress
+from .common import interleave, median, progress, timed_run
 
 GiB = 1 << 30
 
 
 def cpu_run(cfg: Config) -> float:
     """CPU seconds of the whole process over one run; a run that fails fails the benchmark."""
-    with Runtime(cfg) as rt:
-        t0 = time.process_time()
-        res = rt.run()
-        dt = time.process_time() - t0
-    if res.error is not None:
-        raise RuntimeError(f"benchmark run failed: {res.error}")
-    return dt
+    return timed_run(cfg, clock=time.process_time)[0]
 
 
 def _ring(on: bool, cfg: Config) -> float:
