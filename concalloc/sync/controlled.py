@@ -143,6 +143,7 @@ class ControlledScheduler(Scheduler):
         self.max_steps = max_steps
         self.strategy = strategy
         self._workers: list[_Worker] = []         # baton holder (the starter before the run)
+        self._live: list[_Worker] = []            # baton holder: _workers less those that exited, in order
         self._log: list[tuple] = []               # baton holder: (worker or None, label, chosen worker)
         self._started = False                     # the thread calling join_all
         self._baton_lock = threading.Lock()       # orders _wake_all (any thread) before/after _close_batons
@@ -157,6 +158,7 @@ class ControlledScheduler(Scheduler):
             raise ValueError(f"thread name {name!r} already used in this run")
         w = self._new_worker(name, parent)
         self._workers.append(w)
+        self._live.append(w)
         self.strategy.on_spawn(w, self._workers)
         t = threading.Thread(target=self._thread_main, args=(w, fn), name=name, daemon=True)
         self._register(t)
@@ -193,6 +195,7 @@ class ControlledScheduler(Scheduler):
         Whatever goes wrong here ends the run: a thread that died holding
         the baton would leave every other one waiting."""
         w.done = True
+        self._live.remove(w)
         try:
             if not any(not x.done for x in self._workers):
                 self.strategy.finish(self.steps)
@@ -286,8 +289,13 @@ class ControlledScheduler(Scheduler):
         return nxt
 
     def _runnable(self, current: _Worker | None) -> list[_Worker]:
-        """The enabled workers, in registration order (vtime also sees who woke)."""
-        return [x for x in self._workers if not x.done and (x.ready is None or x.ready())]
+        """The enabled workers, in registration order (vtime also sees who woke).
+
+        Read from _live, not _workers: a decision need not test `done` for
+        every thread that ever ran.  A thread that ends other than through
+        _exit (an exception, Aborted) ends the run, and _choose looks at
+        `aborting` before it gets here."""
+        return [x for x in self._live if x.ready is None or x.ready()]
 
     def _wake_all(self) -> None:
         """Pass every waiting thread its baton (an abort, from any thread)."""

@@ -164,3 +164,13 @@ def test_a_failure_in_a_threads_last_decision_ends_the_run():
     assert ei.value.thread == "other" and "_Boom" in str(ei.value)
     assert [label for label, _ in sched.schedule()] == ["run:start", "waiter:wait"]
     assert sched.alive() == [] and sched.stuck == []
+
+
+def test_random_strategy_draws_what_randrange_draws():
+    """RandomStrategy calls rng._randbelow directly for speed; its picks must
+    stay those of randrange (every recorded seed depends on it)."""
+    from concalloc.sync.strategies import RandomStrategy
+    strat, ref = RandomStrategy(7), random.Random(7)
+    for n in [1, 2, 3, 4, 5, 8, 13] * 50:
+        items = list(range(n))
+        assert strat.choose(1, "y", None, items) == ref.randrange(n)
