@@ -65,7 +65,7 @@ def _program(sched, ctx, rng: random.Random) -> None:
         return run
 
     for i in range(rng.randint(2, 5)):
-        sched.start_thread(f"T{i}", body(f"T{i}", _ops(rng, 40)))
+        sched.start_thread(f"T{i}", body(f"T{i}", _ops(rng, 60)))
 
 
 def _ops(rng: random.Random, n: int) -> list:
@@ -73,7 +73,7 @@ def _ops(rng: random.Random, n: int) -> list:
     ops = []
     for _ in range(rng.randint(1, n)):
         op = rng.choice(kinds)
-        if op == "boom" and rng.random() < 0.7:
+        if op == "boom" and rng.random() < 0.93:
             op = "yield"
         ops.append((op, rng.randrange(2)))
     return ops
@@ -94,7 +94,7 @@ def hammer(baton: str, runs: int, seed: int = 0) -> dict:
             _program(sched, ctx, rng)
             timer = None
             if rng.random() < 0.4:      # an outside abort at a random moment (wall clock: not replayable, on purpose)
-                timer = threading.Timer(rng.random() * 0.004, sched.abort)
+                timer = threading.Timer(rng.random() * 0.002, sched.abort)
                 timer.start()
             t0 = time.monotonic()
             try:
