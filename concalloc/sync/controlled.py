@@ -146,7 +146,7 @@ class ControlledScheduler(Scheduler):
         self._live: list[_Worker] = []            # baton holder: _workers less those that exited, in order
         self._log: list[tuple] = []               # baton holder: (worker or None, label, chosen worker)
         self._started = False                     # the thread calling join_all
-        self._baton_lock = threading.Lock()       # orders _wake_all (any thread) before/after _close_batons
+        self._baton_lock = threading.RLock()      # orders _wake_all (any thread, even a signal handler) and _close_batons
 
     # -- threads --------------------------------------------------------------
 
@@ -195,8 +195,8 @@ class ControlledScheduler(Scheduler):
         Whatever goes wrong here ends the run: a thread that died holding
         the baton would leave every other one waiting."""
         w.done = True
-        self._live.remove(w)
         try:
+            self._live.remove(w)
             if not any(not x.done for x in self._workers):
                 self.strategy.finish(self.steps)
                 return

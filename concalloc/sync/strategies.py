@@ -44,7 +44,7 @@ class RandomStrategy(Strategy):
 
     rng.randrange(n) for an int n > 0 is rng._randbelow(n) (CPython 3.8
     to 3.13); calling the latter directly skips randrange's argument
-    checks, a third of a decision's cost.  The draws, and so every recorded
+    checks (a tenth to a fifth of a decision's Python cost).  The draws, and so every recorded
     seed, are the same (tests/sync/test_baton_stress.py checks it)."""
 
     def __init__(self, seed: int):
