@@ -45,7 +45,7 @@ from .sched import Scheduler
 from .strategies import PctStrategy, RandomStrategy, ReplayStrategy, StickyRandomStrategy, Strategy
 
 _RUN_ENDING = (Deadlock, ReplayDivergence, StepLimitExceeded)
-BATON = "lock"      # or "pipe" (faster; once seen hanging in a test run, unexplained): bench/bench_sched.py measures both
+BATON = "pipe"      # or "lock" (slower: the woken thread waits for the GIL): bench/bench_sched.py measures both
 PIN_CPU = hasattr(os, "sched_setaffinity")  # managed threads share one CPU (see the module comment)
 
 
@@ -60,7 +60,10 @@ def _pin_cpu() -> None:
 
 class _PipeBaton:
     """A binary semaphore made of one os.pipe, created empty (held).  release()
-    may run more than once before acquire() only when the run aborts."""
+    may run more than once before acquire() only when the run aborts (the
+    extra byte wakes nobody: the thread raises Aborted at its first wait).
+    os.read retries on EINTR (PEP 475); a read that finds the pipe closed
+    raises instead of letting a second thread run."""
 
     __slots__ = ("r", "w")
 
@@ -68,16 +71,20 @@ class _PipeBaton:
         self.r, self.w = os.pipe()
 
     def release(self) -> None:
-        os.write(self.w, b"x")
+        w = self.w
+        if w >= 0:          # closed: the run is over, nobody waits on it
+            os.write(w, b"x")
 
     def acquire(self) -> None:
-        os.read(self.r, 1)
+        if not os.read(self.r, 1):
+            raise RuntimeError("controlled run: a baton pipe was closed under its waiting thread")
 
     def close(self) -> None:
-        if self.r >= 0:
-            os.close(self.r)
-            os.close(self.w)
-            self.r = self.w = -1
+        r, w = self.r, self.w
+        if r >= 0:
+            self.r = self.w = -1    # before closing: a late release() skips, not writes a reused fd
+            os.close(r)
+            os.close(w)
 
     __del__ = close     # a run that never reached join_all
 
@@ -136,8 +143,10 @@ class ControlledScheduler(Scheduler):
         self.max_steps = max_steps
         self.strategy = strategy
         self._workers: list[_Worker] = []         # baton holder (the starter before the run)
+        self._live: list[_Worker] = []            # baton holder: _workers less those that exited, in order
         self._log: list[tuple] = []               # baton holder: (worker or None, label, chosen worker)
         self._started = False                     # the thread calling join_all
+        self._baton_lock = threading.RLock()      # orders _wake_all (any thread, even a signal handler) and _close_batons
 
     # -- threads --------------------------------------------------------------
 
@@ -149,10 +158,13 @@ class ControlledScheduler(Scheduler):
             raise ValueError(f"thread name {name!r} already used in this run")
         w = self._new_worker(name, parent)
         self._workers.append(w)
+        self._live.append(w)
         self.strategy.on_spawn(w, self._workers)
         t = threading.Thread(target=self._thread_main, args=(w, fn), name=name, daemon=True)
         self._register(t)
         t.start()
+        if self.aborting:
+            w.sem.release()     # an abort's _wake_all may have run before w was listed
         if parent is not None:
             self._decide(parent, f"spawn {name}")
 
@@ -179,16 +191,23 @@ class ControlledScheduler(Scheduler):
         self._exit(w)
 
     def _exit(self, w: _Worker) -> None:
+        """The last decision of a thread: pass the baton on (or end the run).
+        Whatever goes wrong here ends the run: a thread that died holding
+        the baton would leave every other one waiting."""
         w.done = True
-        if not any(not x.done for x in self._workers):
-            try:
-                self.strategy.finish(self.steps)
-            except ReplayDivergence as e:
-                self.fail(e)
-            return
         try:
+            self._live.remove(w)
+            if not any(not x.done for x in self._workers):
+                self.strategy.finish(self.steps)
+                return
             nxt = self._choose(w, "exit")
         except Aborted:
+            return
+        except ReplayDivergence as e:
+            self.fail(e)
+            return
+        except BaseException:
+            self._record_exception(w.name)
             return
         nxt.sem.release()
 
@@ -209,10 +228,11 @@ class ControlledScheduler(Scheduler):
         did not unwind keeps them all: a leak, not a crash)."""
         if self.alive():
             return
-        for w in self._workers:
-            if w.sem is not None:
-                w.sem.close()
-                w.sem = None
+        with self._baton_lock:
+            for w in self._workers:
+                if w.sem is not None:
+                    w.sem.close()
+                    w.sem = None
 
     # -- decisions ------------------------------------------------------------
 
@@ -269,13 +289,20 @@ class ControlledScheduler(Scheduler):
         return nxt
 
     def _runnable(self, current: _Worker | None) -> list[_Worker]:
-        """The enabled workers, in registration order (vtime also sees who woke)."""
-        return [x for x in self._workers if not x.done and (x.ready is None or x.ready())]
+        """The enabled workers, in registration order (vtime also sees who woke).
+
+        Read from _live, not _workers: a decision need not test `done` for
+        every thread that ever ran.  A thread that ends other than through
+        _exit (an exception, Aborted) ends the run, and _choose looks at
+        `aborting` before it gets here."""
+        return [x for x in self._live if x.ready is None or x.ready()]
 
     def _wake_all(self) -> None:
-        for w in self._workers:
-            if not w.done and w.sem is not None:
-                w.sem.release()
+        """Pass every waiting thread its baton (an abort, from any thread)."""
+        with self._baton_lock:
+            for w in self._workers:
+                if not w.done and w.sem is not None:
+                    w.sem.release()
 
     # -- results --------------------------------------------------------------
 
