@@ -166,3 +166,33 @@ def test_each_thread_has_its_own_chain():
         t.join(20)
     assert seen == {"other": [heap], "owner": "T"}
     assert ctx.held_locks() == [] and heap.owner is None
+
+
+def test_ranked_mutex_excludes_and_reports_locked():
+    """The ranked mutex's lock (a one-token queue) is a mutex: locked() while held, and four
+    threads' unprotected read-modify-writes under it lose nothing."""
+    import threading
+    import time
+    ctx = SyncContext(lock_stats=True)
+    m = ctx.mutex("mheap", Rank.MHEAP)
+    assert type(m).__name__ == "RankedMutex" and not m.locked()
+    with m:
+        assert m.locked()
+    assert not m.locked()
+    box = [0]
+
+    def body():
+        for _ in range(300):
+            with m:
+                v = box[0]
+                time.sleep(0)           # invite a switch inside the critical section
+                box[0] = v + 1
+
+    ts = [threading.Thread(target=body) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert box[0] == 1200 and not m.locked() and ctx.held_locks() == []
+    row = ctx.lock_stats()["locks"]["mheap"]
+    assert row["acquisitions"] == 1201 and row["contended"] > 0
