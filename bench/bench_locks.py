@@ -17,6 +17,10 @@ run with repetitions interleaved; raw medians in ns beside them):
 
 Each subject and its floor run the same loop shape (two method calls per
 iteration, looked up each time, or one `with` block), so the loop's own cost is in both.
+The three lock ratios are timed in the bench thread's CPU time (time.thread_time_ns),
+as bench_gc's marking figures are: both sides run on that one thread and never wait,
+and on a loaded machine wall time lets another process's time land on one side; the
+controlled-vs-free figure is wall time (it runs and joins threads).
 
 `python -m bench.bench_locks --sampling` instead runs the ring workload with
 the mcache off (lock-heavy) with hold times sampled and with every hold timed,
@@ -32,7 +36,8 @@ from concalloc.sync import Rank, SyncContext, make_scheduler
 
 from .common import interleave, median, progress
 
-_now = time.perf_counter_ns
+_now = time.perf_counter_ns     # wall: whole multi-thread runs
+_cpu = time.thread_time_ns      # this thread's CPU time: the single-thread lock loops
 
 
 def _call_loop(obj, acquire: str, release: str, n: int):
@@ -43,19 +48,19 @@ def _call_loop(obj, acquire: str, release: str, n: int):
     loop = ns["loop"]
 
     def rep() -> float:
-        t0 = _now()
+        t0 = _cpu()
         loop(obj, n)
-        return (_now() - t0) / n
+        return (_cpu() - t0) / n
     return rep
 
 
 def _with_loop(m, n: int):
     def rep() -> float:
-        t0 = _now()
+        t0 = _cpu()
         for _ in range(n):
             with m:
                 pass
-        return (_now() - t0) / n
+        return (_cpu() - t0) / n
     return rep
 
 

@@ -71,7 +71,7 @@ class SyncContext:
 
     def held_locks(self) -> list[Mutex]:
         """Locks the calling thread holds, oldest first (rank checking mode only)."""
-        return [entry[1] for entry in self.thread_state.held]
+        return self.thread_state.held.locks()
 
     def lock_stats(self) -> dict:
         return lockstats.report(self.all_mutexes(), self.scheduler.clock_unit)
