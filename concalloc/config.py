@@ -65,6 +65,7 @@ class Config:
     # scheduling
     scheduler: str = "os"
     seed: int = 1
+    schedule_seed: int | None = None     # controlled: the scheduler's own seed (None: seed); the workload keeps seed
     noise: float = 0.0                   # os: probability a yield point gives up the CPU
     switch_interval: float | None = None # os: sys.setswitchinterval for the run
     pct_depth: int = 3
@@ -117,6 +118,8 @@ class Config:
         if self.scheduler == "replay" and not self.replay_file:
             raise ConfigError("replay_file", "the replay scheduler needs a schedule file")
         _int_in("seed", self.seed, 0, 2**63 - 1)
+        if self.schedule_seed is not None:
+            _int_in("schedule_seed", self.schedule_seed, 0, 2**63 - 1)
         if not (isinstance(self.noise, (int, float)) and 0.0 <= self.noise <= 1.0):
             raise ConfigError("noise", f"must be a probability in [0, 1], got {self.noise!r}")
         if self.switch_interval is not None and not (0 < self.switch_interval <= 1):

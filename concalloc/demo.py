@@ -71,6 +71,9 @@ def add_run_arguments(p, grid: bool = False) -> None:
                         "from --seed (default: %(default)s)")
     s.add_argument("--seed", type=int, default=d.seed,
                    help="seed of the workloads and the controlled schedulers (default: %(default)s)")
+    s.add_argument("--schedule-seed", type=int, default=None, metavar="N",
+                   help="controlled schedulers: seed the schedule with N instead of --seed, keeping the "
+                        "workload's draws (docs/barrier-study.md) (default: --seed)")
     s.add_argument("--noise", type=float, default=d.noise,
                    help="os: probability that a yield point gives up the CPU (default: %(default)s)")
     s.add_argument("--switch-interval", type=float, default=None, metavar="SECONDS",
@@ -148,6 +151,7 @@ def config_from_args(args) -> Config:
     cfg = Config(procs=args.procs, mutators=args.mutators, reserve_bytes=parse_bytes(args.reserve, "reserve"),
                  workload=args.workload, steps=args.steps, seconds=args.seconds, live=args.live,
                  size=args.size, noscan=args.noscan, scheduler=scheduler, seed=args.seed,
+                 schedule_seed=getattr(args, "schedule_seed", None),
                  noise=args.noise, switch_interval=args.switch_interval, pct_depth=args.pct_depth,
                  pct_k=Config.pct_k if args.pct_k == AUTO else args.pct_k, sticky=args.sticky, replay_file=replay, hang_seconds=args.hang_seconds,
                  lock_stats=not getattr(args, "no_lock_stats", False), trace=getattr(args, "trace", None),

@@ -39,6 +39,13 @@ def with_run_bounds(cfg: Config) -> Config:
     return cfg
 
 
+def schedule_seed(cfg: Config) -> int:
+    """The controlled scheduler's seed: --schedule-seed when given, else --seed.
+    Holding --seed (the workload's draws) and varying this one searches the
+    schedules of one program; the other way round, the programs of one schedule."""
+    return cfg.seed if cfg.schedule_seed is None else cfg.schedule_seed
+
+
 def scheduler_options(cfg: Config) -> dict:
     if cfg.scheduler == "os":
         return {"noise": cfg.noise, "switch_interval": cfg.switch_interval}
@@ -95,6 +102,7 @@ FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "size": Flag("--size"),
     "scheduler": Flag("--scheduler", always=True),
     "seed": Flag("--seed", always=True),
+    "schedule_seed": Flag("--schedule-seed"),
     "noise": Flag("--noise"),
     "pct_depth": Flag("--pct-depth"),
     "pct_k": Flag("--pct-k"),

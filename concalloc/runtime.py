@@ -37,7 +37,7 @@ from .mutator import Mutator
 from .gc.cycle import GC, PHASE_NAMES
 from .proc import P_IDLE, P, World
 from .runconfig import (DEFAULT_CONTROLLED_STEPS, DEFAULT_SECONDS, replay_command,  # noqa: F401
-                        run_config_dict, scheduler_options, with_run_bounds, write_schedule)
+                        run_config_dict, schedule_seed, scheduler_options, with_run_bounds, write_schedule)
 from .runresult import (EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, Hang,  # noqa: F401
                         RunResult, RunTimeout, exit_code_for)
 from .sync import Aborted, AtomicInt, Deadlock, SyncContext, Watchdog, make_scheduler
@@ -55,7 +55,7 @@ class Runtime:
             self.workload.validate(cfg)
         self.cache = cache
         self.progress = progress
-        self.sched = make_scheduler(cfg.scheduler, cfg.seed, **scheduler_options(cfg))
+        self.sched = make_scheduler(cfg.scheduler, schedule_seed(cfg), **scheduler_options(cfg))
         self.events = recorder_for(cfg)
         self.sync = SyncContext(self.sched, check_ranks=cfg.lockrank, lock_stats=cfg.lock_stats,
                                 events=self.events)
@@ -262,7 +262,7 @@ class Runtime:
         res.locks = self.sync.lock_stats() if cfg.lock_stats else {}
         res.stw = self.world.pause_table()
         res.mutators = {m.name: {"allocs": m.nalloc, "ptr_ops": m.nptr} for m in self.mutators}
-        res.sched = {"kind": self.sched.kind, "seed": cfg.seed, "steps": self.sched.steps,
+        res.sched = {"kind": self.sched.kind, "seed": schedule_seed(cfg), "steps": self.sched.steps,
                      "checks": self.nchecks}
         if res.memstats:
             res.memstats.update(self.gc.memstats())

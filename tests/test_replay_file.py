@@ -51,7 +51,7 @@ def test_every_flag_in_the_table_is_a_run_option():
 def test_replay_command_sets_every_field_it_can():
     """A config that differs from the defaults in every flagged field comes back whole."""
     cfg = Config(procs=3, mutators=2, reserve_bytes=2 << 30, invalidptr=False, lockrank=False, heapcheck=2,
-                 scheduler="pct", seed=5, noise=0.5, switch_interval=0.01, pct_depth=4, pct_k=99, sticky=0.5,
+                 scheduler="pct", seed=5, schedule_seed=6, noise=0.5, switch_interval=0.01, pct_depth=4, pct_k=99, sticky=0.5,
                  hang_seconds=7.0, workload="churn", steps=77, live=12, size=48, noscan=True,
                  lock_stats=True, max_steps=5000, gogc=-1, memory_limit=64 << 20, barrier="yuasa",
                  stack_scan="rescan", gc_workers=2, gctrace=True, gccheckmark=True, wbshadow=True,
