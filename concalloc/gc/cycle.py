@@ -569,8 +569,9 @@ class GC:
             p.mcache.assistCharged = 0
         self.bytesMarked.store(0)
         self.assist_work.store(0)
-        with self.lock:
-            self.enlisted = False       # a wake-up left from the last mark is not this one's
+        if self.worker_modes:           # (only then is it ever set; the lock is a decision point)
+            with self.lock:
+                self.enlisted = False   # a wake-up left from the last mark is not this one's
         for p in self.allp:
             p.wbCalls = 0
 
