@@ -117,6 +117,64 @@ def summarize(runs: list[list[dict]]) -> dict:
     }
 
 
+#: Raw Go traces (fidelity/go119/<experiment>.<k>.txt), for the mark-phase view.
+GO_TRACES = GO_SUMMARY.parent
+
+
+def mark_phases(runs: list[list[dict]]) -> dict:
+    """What happens during the concurrent mark, per cycle (medians over the
+    unforced cycles of all runs): the mark's clock time, the GC CPU spent in
+    it (assist + background + idle), that CPU as a share of one P over the
+    mark, the heap's growth during it and the marked heap -- sizes in whole
+    MiB, as gctrace prints them on both sides.
+
+    With allocate-black, what the mutator allocates during the mark is
+    marked: `marked` ~ live + `grown`.  So the marked heap (and the next
+    goal) follows the mark's length times the mutator's allocation rate.
+    """
+    pooled = [r for run in runs for r in run if not r["forced"]]
+
+    def med(xs):
+        return round(statistics.median(xs), 3) if xs else None
+
+    clock = [r["clock_ns"][1] / 1e6 for r in pooled]
+    cpu = [sum(r["cpu_ns"][1:4]) / 1e6 for r in pooled]
+    return {
+        "cycles": len(pooled),
+        "mark_clock_ms": med(clock),
+        "mark_cpu_ms": med(cpu),
+        "mark_cpu_share": med([c / t for c, t in zip(cpu, clock) if t > 0]),
+        "assist_ms": med([r["cpu_ns"][1] / 1e6 for r in pooled]),
+        "grown_mb": med([(r["heap_end"] >> 20) - (r["heap_start"] >> 20) for r in pooled]),
+        "marked_mb": med([r["heap_marked"] >> 20 for r in pooled]),
+    }
+
+
+def go_mark_phases(name: str, traces: Path = GO_TRACES) -> dict:
+    """mark_phases() of Go's raw traces of one experiment (all its runs)."""
+    from .gc.gctrace import parse_trace
+    files = sorted(Path(traces).glob(f"{name}.*.txt"))
+    if not files:
+        raise NothingToCompare(f"no Go traces {name}.*.txt in {traces}")
+    return mark_phases([parse_trace(f.read_text()) for f in files])
+
+
+#: The columns of the mark-phase table: (mark_phases key, label).
+MARK_COLUMNS = (("mark_clock_ms", "mark ms"), ("mark_cpu_ms", "GC CPU ms"),
+                ("mark_cpu_share", "CPU/mark"), ("assist_ms", "assist ms"),
+                ("grown_mb", "grown MB"), ("marked_mb", "marked MB"))
+
+
+def format_marks(rows: list[tuple[str, str, dict]]) -> str:
+    """(experiment, side, mark_phases()) triples -> an aligned table of medians."""
+    lines = [("experiment", "side", "cycles") + tuple(label for _, label in MARK_COLUMNS)]
+    for name, side, m in rows:
+        lines.append((name, side, _num(m["cycles"])) + tuple(_num(m[k]) for k, _ in MARK_COLUMNS))
+    widths = [max(len(line[c]) for line in lines) for c in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+                     for line in lines)
+
+
 def compare(go: dict, ours: dict) -> list[dict]:
     """The COMPARED metrics of two summaries, with ratio ours/go and a flag."""
     rows = []
@@ -188,14 +246,19 @@ def concalloc_cycles(exp: Experiment, steps: int | None = None, scheduler: str =
     return cycles
 
 
-def run(experiments, go: dict, steps: int | None = None, scheduler: str = "os") -> list[tuple[str, list[dict]]]:
-    """Each experiment under concalloc, compared with go (load_go_summary())."""
+def run(experiments, go: dict, steps: int | None = None, scheduler: str = "os",
+        marks: list | None = None) -> list[tuple[str, list[dict]]]:
+    """Each experiment under concalloc, compared with go (load_go_summary()).
+    If marks is a list, (name, mark_phases()) of each concalloc run is appended to it."""
     results = []
     for exp in experiments:
         ref = go.get("experiments", {}).get(exp.name)
         if ref is None:
             raise NothingToCompare(f"{exp.name}: not in the Go summary")
-        ours = summarize([concalloc_cycles(exp, steps, scheduler)])
+        cycles = concalloc_cycles(exp, steps, scheduler)
+        ours = summarize([cycles])
+        if marks is not None:
+            marks.append((exp.name, mark_phases([cycles])))
         results.append((exp.name, compare(ref["summary"], ours)))
     return results
 
@@ -213,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheduler", choices=("os", "vtime"), default="os",
                     help="concalloc's threads: free (os, default) or in virtual time priced from Go 1.19 "
                          "(vtime; minutes per experiment)")
+    ap.add_argument("--marks", action="store_true",
+                    help="also compare the mark phases (medians per cycle: clock, GC CPU, heap growth, "
+                         "marked) with Go's raw traces")
     ap.add_argument("--go-summary", type=Path, default=GO_SUMMARY, help="the Go side's summary.json")
     try:
         args = ap.parse_args(argv)
@@ -227,16 +293,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps is not None and args.steps < 1:
         print(f"fidelity: --steps must be >= 1, got {args.steps}", file=sys.stderr)
         return EXIT_USAGE
+    marks = [] if args.marks else None
     try:
-        results = run(exps, load_go_summary(args.go_summary), args.steps, args.scheduler)
+        results = run(exps, load_go_summary(args.go_summary), args.steps, args.scheduler, marks)
+        if marks is not None:
+            marks = [row for name, ours in marks
+                     for row in ((name, "Go 1.19", go_mark_phases(name, args.go_summary.parent)),
+                                 (name, "concalloc", ours))]
     except NothingToCompare as e:
         print(f"fidelity: {e}", file=sys.stderr)
         return EXIT_NOTHING
     flagged = any(row["flagged"] for _, rows in results for row in rows)
     if args.json:
-        print(json.dumps([{"experiment": name, "rows": rows} for name, rows in results], indent=2))
+        out = [{"experiment": name, "rows": rows} for name, rows in results]
+        if marks is not None:
+            out = {"comparison": out, "marks": [{"experiment": n, "side": side, **m} for n, side, m in marks]}
+        print(json.dumps(out, indent=2))
     else:
         print(format_table(results))
+        if marks is not None:
+            print("\nmark phases (medians per cycle):")
+            print(format_marks(marks))
     return EXIT_FLAGGED if flagged else EXIT_OK
 
 

@@ -130,3 +130,33 @@ def test_experiment_args_match_the_go_program():
     exp = EXPERIMENTS[3]
     assert exp.noscan and exp.go_args() == ["-live=5000", "-size=1024", "-steps=1000000", "-noscan"]
     assert all(Path(GO_SUMMARY.parent / f"{e.name}.1.txt").exists() for e in EXPERIMENTS)
+
+
+def test_mark_phases_reads_gctrace_fields():
+    lines = ["gc 1 @0.010s 3%: 0.10+8.0+0.10 ms clock, 0.20+0/1.0/0+0.20 ms cpu, 10->14->5 MB, 12 MB goal, "
+             "0 MB stacks, 0 MB globals, 2 P",
+             "gc 2 @0.050s 3%: 0.10+2.0+0.10 ms clock, 0.20+1.0/0.50/0.50+0.20 ms cpu, 3->4->2 MB, 4 MB goal, "
+             "0 MB stacks, 0 MB globals, 2 P",
+             "gc 3 @0.090s 3%: 0.10+4.0+0.10 ms clock, 0.20+0/1.0/0+0.20 ms cpu, 4->6->3 MB, 4 MB goal, "
+             "0 MB stacks, 0 MB globals, 2 P (forced)"]
+    m = fidelity.mark_phases([parse_trace("\n".join(lines))])
+    assert m["cycles"] == 2                         # the forced cycle is left out
+    assert m["mark_clock_ms"] == pytest.approx(5.0) and m["mark_cpu_ms"] == pytest.approx(1.5)
+    assert m["mark_cpu_share"] == pytest.approx((1 / 8 + 2 / 2) / 2, abs=1e-3)
+    assert m["assist_ms"] == pytest.approx(0.5) and m["grown_mb"] == 2.5 and m["marked_mb"] == 3.5
+
+
+def test_go_marks_long_with_little_cpu_and_marks_what_grew():
+    # The evidence docs/gc-fidelity.md rests on: Go 1.19's -cut marks last
+    # several ms with a fraction of one P busy, and the marked heap is about
+    # the live ring plus what the mutator allocated during the mark.
+    m = fidelity.go_mark_phases("ring-cut-L20000-S64-gogc100")
+    assert m["cycles"] >= 30 and m["mark_clock_ms"] > 4 * m["mark_cpu_ms"]
+    assert m["mark_cpu_share"] < 0.25 and m["assist_ms"] == 0
+    assert m["marked_mb"] >= m["grown_mb"] >= 1
+
+
+def test_marks_table_names_both_sides():
+    m = fidelity.go_mark_phases("ring-cut-L20000-S64-gogc200")
+    text = fidelity.format_marks([("x", "Go 1.19", m), ("x", "concalloc", m)])
+    assert "mark ms" in text and "Go 1.19" in text and "concalloc" in text and len(text.splitlines()) == 3

@@ -61,6 +61,8 @@ GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2
 PHASE_NAMES = {GC_OFF: "off", GC_MARK: "mark", GC_MARKTERMINATION: "marktermination"}
 STACK_SCANS = ("concurrent", "stw-snapshot", "rescan")
 PAUSE_RING = 256                    #: MemStats.PauseNs is a circular buffer of this many
+#: Go's sysmon preempts a goroutine that has run this long (proc.go forcePreemptNS, 10 ms).
+FORCE_PREEMPT_NS = 10_000_000
 
 
 def default_workers(procs: int) -> int:
@@ -102,6 +104,7 @@ class GC:
         # fractionalUtilizationGoal of the mark phase so far (docs/gc-fidelity.md).
         self.worker_modes = rt.sched.kind == "vtime" and not cfg.gc_workers
         self.nwait = self.nworkers          # lock
+        self.enlisted = False               # lock: enlist_worker woke a worker for its P's next scheduling point
         self.markrootJobs = 0               # lock
         self.markrootNext = 0               # lock
         self.rootsDone = 0                  # lock
@@ -233,9 +236,13 @@ class GC:
                         self.work_cond.wait()
                     if self.exiting:
                         return
-                    mode = self._markWorkerMode()
+                    late, self.enlisted = self.enlisted, False
+                    mode = gcMarkWorkerNotWorker if late else self._markWorkerMode()
                     if mode != gcMarkWorkerNotWorker:
                         self.nwait -= 1
+                if late:
+                    self._schedulingPointWait()
+                    continue
                 if mode == gcMarkWorkerNotWorker:
                     self._fractionalWorkerWait()
                     continue
@@ -276,14 +283,54 @@ class GC:
         return ctl.findRunnableGCWorker(ctl.fractionalMarkTime.load(), self.clock())
 
     def _fractionalWorkerWait(self) -> None:
-        """A fractional worker ahead of its share stays off the CPU until the
-        mark phase has lasted fractionalMarkTime / fractionalUtilizationGoal
-        (Go's P would run other goroutines meanwhile): its virtual clock moves
-        on to then, so the threads behind it run first."""
+        """A fractional worker ahead of its share stays off the CPU (Go's P
+        would run other goroutines meanwhile) until the mark phase has lasted
+        fractionalMarkTime / fractionalUtilizationGoal, and then, as Go's P
+        gets back to findRunnableGCWorker only when it schedules, until its
+        P's next scheduling point (_nextSchedulingPoint)."""
         ctl = self.ctl
         goal = ctl.fractionalUtilizationGoal
         wake = ctl.markStartTime + ctl.fractionalMarkTime.load() / goal if goal > 0 else 0
-        self.rt.sched.charge_ps(max(int((wake - self.clock()) * 1000), 1_000_000), "gc.fractional.wait")
+        self._offCPUUntil(max(wake, self._nextSchedulingPoint()), "gc.fractional.wait")
+
+    def _schedulingPointWait(self) -> None:
+        """Work published by enlist_worker reaches a sleeping worker only at
+        its P's next scheduling point."""
+        self._offCPUUntil(self._nextSchedulingPoint(), "gc.schedpoint.wait")
+
+    def _nextSchedulingPoint(self) -> int:
+        """When a P that left its mark worker next runs the scheduler.  With
+        one goroutine per mutator P in a tight loop (the workloads), that is
+        sysmon preempting it: forcePreemptNS after it was last scheduled,
+        which was at the mark's start (gcStart's start-the-world), and every
+        forcePreemptNS after.  A P that is idle is not woken for mark work
+        (Go 1.19's enlistWorker does not wakep)."""
+        now = self.clock()
+        start = self.ctl.markStartTime
+        return start + (max(now - start, 0) // FORCE_PREEMPT_NS + 1) * FORCE_PREEMPT_NS
+
+    def _offCPUUntil(self, wake: int, label: str) -> None:
+        """In virtual time: this worker is off the CPU until `wake` (ns) or
+        until blackening ends, whichever comes first; the threads behind it
+        run meanwhile.  The wait is not GC CPU."""
+        now = self.clock()
+        if wake <= now:
+            return
+        self.rt.sched.block_until(label, lambda: not self.blackenEnabled,
+                                  lambda: "mark worker off its P", (wake - now) / 1e9)
+
+    def assist_completion_point(self) -> None:
+        """After an assist's drain: if it left no work and every worker is
+        idle, tell the collector the mark may be done -- Go's gcAssistAlloc1
+        signals "a completion point" and its caller runs gcMarkDone.  Only
+        with Go's worker modes (vtime) is a worker away while work is left
+        (ahead of its fractional share, or waiting for its P's scheduling
+        point); otherwise the last worker to go idle signals it itself.  The
+        unlocked reads are a hint; _mark_work_done decides under the lock."""
+        if self.worker_modes and not self.lists.nfull and self.nwait == self.nworkers:
+            with self.lock:
+                if self._mark_work_done():
+                    self.done_cond.notify_all()
 
     def _work_available(self) -> bool:
         """(lock held) Root jobs left or full buffers queued."""
@@ -331,9 +378,17 @@ class GC:
     def enlist_worker(self) -> None:
         """New work was published: wake an idle worker.  nwait is read without
         the lock as a hint: a worker that is busy finds the work itself, and one
-        going to sleep re-checks for work under the lock."""
+        going to sleep re-checks for work under the lock.
+
+        With Go's worker modes (vtime), as Go 1.19's enlistWorker: waking an
+        idle P is disabled there (golang.org/issue/19112), and a running P is
+        preempted for a worker only while dedicated workers are still needed.
+        Otherwise the worker is woken but takes the work only at its P's next
+        scheduling point (_schedulingPointWait)."""
         if self.nwait:
             with self.lock:
+                if self.worker_modes and self.ctl.dedicatedMarkWorkersNeeded.load() <= 0:
+                    self.enlisted = True
                 self.work_cond.notify()
 
     def request_cycle(self) -> int:
@@ -514,6 +569,9 @@ class GC:
             p.mcache.assistCharged = 0
         self.bytesMarked.store(0)
         self.assist_work.store(0)
+        if self.worker_modes:           # (only then is it ever set; the lock is a decision point)
+            with self.lock:
+                self.enlisted = False   # a wake-up left from the last mark is not this one's
         for p in self.allp:
             p.wbCalls = 0
 

@@ -371,6 +371,7 @@ def gcAssistAlloc(gc, p) -> None:
         ev.emit("gc_assist_done", work=done)
     c.gcAssistBytes += 1 + int(assistBytesPerWork * done)
     gc.assist_work.add(done)
+    gc.assist_completion_point()
     if c.gcAssistBytes < 0:
         gcParkAssist(gc, p)
 
@@ -403,6 +404,7 @@ def gcParkAssist(gc, p) -> None:
                 done = gcDrainN(gc, p.gcw, want)
                 c.gcAssistBytes += 1 + int(ctl.assistBytesPerWork.load() * done)
                 gc.assist_work.add(done)
+                gc.assist_completion_point()
     finally:
         gc.assists_parked.add(-1)
 

@@ -34,6 +34,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"runtime/trace"
 	"unsafe"
 )
 
@@ -55,6 +56,7 @@ func main() {
 	noscan := flag.Bool("noscan", false, "pointer-free objects")
 	steps := flag.Int("steps", 1000000, "allocations")
 	cut := flag.Bool("cut", false, "clear the oldest object's pointer each step (chain of exactly -live objects)")
+	traceOut := flag.String("trace", "", "write a runtime/trace execution trace of the run to this file")
 	flag.Parse()
 	if *live < 1 || *live > maxLive {
 		usage(fmt.Sprintf("-live must be in [1, %d], got %d", maxLive, *live))
@@ -78,6 +80,10 @@ func main() {
 	} else {
 		typ := objectType(*size)
 		newObject = func() unsafe.Pointer { return reflect.New(typ).UnsafePointer() }
+	}
+	if *traceOut != "" {
+		stop := startTrace(*traceOut)
+		defer stop()
 	}
 	switch *live {
 	case 1000:
@@ -130,6 +136,20 @@ func run[A slotArray](live, steps int, pointers, cut bool, newObject func() unsa
 		}
 	}
 	runtime.KeepAlive(&slots)
+}
+
+// startTrace starts a runtime/trace execution trace into path (to see which
+// goroutine each P runs during a mark phase: docs/gc-fidelity.md); the
+// returned function stops it.
+func startTrace(path string) func() {
+	f, err := os.Create(path)
+	if err != nil {
+		usage(err.Error())
+	}
+	if err := trace.Start(f); err != nil {
+		usage(err.Error())
+	}
+	return func() { trace.Stop(); f.Close() }
 }
 
 func usage(msg string) {
