@@ -38,6 +38,8 @@ LABELS: dict[str, str] = {
     "assist.start": "an allocating P starts scanning to pay its assist debt",
     "assist.park": "an allocating P in debt with no work is about to park for credit",
     # mark completion (gc/cycle.py)
+    "gc.fractional.wait": "vtime: a fractional mark worker ahead of its share, off its P until its next scheduling point",
+    "gc.schedpoint.wait": "vtime: a mark worker woken for new work reaches it at its P's next scheduling point",
     "markdone.ragged": "workers idle: the ragged barrier (forEachP flush) comes next",
     "markdone.recheck": "the world is stopped: the re-check of every buffer comes next",
     # sweeping and scavenging (gc/sweep.py, gc/scavenge.py)

@@ -12,6 +12,8 @@ from concalloc.yieldlabels import FAMILIES, LABELS
 SRC = Path(__file__).resolve().parents[1] / "concalloc"
 # yp("x"), yield_point("x"), _yield("x"), _choose(w, "x"); YIELD_* = "x"; _lbl_* = "x"
 CALL = re.compile(r'\b(?:yp|yield_point|_yield|_decide|_choose|block)\((?:[\w.]+,\s*)?(f?)"([^"]+)"')
+# a label passed last to a helper that waits under it: self._offCPUUntil(wake, "x")
+OFFCPU = re.compile(r'\b_offCPUUntil\(.*,\s*(f?)"([^"]+)"\)')
 CONST = re.compile(r'\b(?:YIELD_[A-Z_]+|_lbl_\w+)\s*=\s*"([^"]+)"')
 LABEL_ATTR = re.compile(r'_label(?:, self\._unlock_label)?\s*=\s*(f?)"([^"]+)"(?:,\s*(f?)"([^"]+)")?')
 
@@ -26,7 +28,7 @@ def used_labels() -> tuple[set[str], set[str]]:
         if path.name == "yieldlabels.py":
             continue
         text = path.read_text()
-        for f, label in CALL.findall(text):
+        for f, label in CALL.findall(text) + OFFCPU.findall(text):
             (families if f else fixed).add(_family(label) if f else label)
         fixed.update(CONST.findall(text))
         for f1, l1, f2, l2 in LABEL_ATTR.findall(text):
