@@ -17,6 +17,8 @@ run's peaks are in `peak_heap` and `peak_rss` (bytes).
 
 from __future__ import annotations
 
+from .arms import TwoArms
+
 DESCRIPTION = ("small requests plus, every 200 steps, a job over --size bytes: one huge allocation "
                "(hugealloc:huge) or streamed through one 256 KiB buffer (hugealloc:chunked)")
 JOB_EVERY = 200
@@ -30,12 +32,11 @@ def fill(m, b: int, size: int) -> None:
         m.write_word(b, off // 8, off)
 
 
-class HugeAllocWorkload:
+class HugeAllocWorkload(TwoArms):
+    NAME, MODES, DESCRIPTION = "hugealloc", ("huge", "chunked"), DESCRIPTION
+
     def __init__(self, mode: str = "huge"):
-        if mode not in ("huge", "chunked"):
-            raise ValueError(f"hugealloc workload: mode must be huge or chunked, got {mode!r}")
-        self.mode = mode
-        self.DESCRIPTION = f"{DESCRIPTION}; this is {mode}"
+        super().__init__(mode)
         self.jobs: list[int] = []  # per P, each written by its own P
         self.peak_heap = 0         # P0's (see sample)
         self.peak_rss = 0

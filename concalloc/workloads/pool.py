@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .. import syncpool
 from ..memory import Type
+from .arms import TwoArms
 
 DESCRIPTION = "requests needing 1-3 buffers of --size bytes, fresh (pool:fresh) or from a sync.Pool (pool:pooled)"
 MAX_BUFS = 3
@@ -31,12 +32,11 @@ def touch(m, b: int, size: int) -> None:
         m.write_word(b, size // 8 - 1, size)
 
 
-class PoolWorkload:
+class PoolWorkload(TwoArms):
+    NAME, MODES, DESCRIPTION = "pool", ("pooled", "fresh"), DESCRIPTION
+
     def __init__(self, mode: str = "pooled"):
-        if mode not in ("pooled", "fresh"):
-            raise ValueError(f"pool workload: mode must be pooled or fresh, got {mode!r}")
-        self.mode = mode
-        self.DESCRIPTION = f"{DESCRIPTION}; this is {mode}"
+        super().__init__(mode)
         self.requests: list[int] = []      # per P, each written by its own P
 
     def slots(self, cfg) -> int:

@@ -17,6 +17,7 @@ first, or after `seconds`.
 from __future__ import annotations
 
 from ..memory import Type
+from .arms import TwoArms
 from .pool import touch
 
 DESCRIPTION = "requests needing a buffer of --size/4..--size bytes, fresh (reuse:fresh) or reused (reuse:reuse)"
@@ -24,12 +25,11 @@ REQ = Type("request", 48, [0])
 BUF, REQ_SLOT = 0, 1
 
 
-class ReuseWorkload:
+class ReuseWorkload(TwoArms):
+    NAME, MODES, DESCRIPTION = "reuse", ("reuse", "fresh"), DESCRIPTION
+
     def __init__(self, mode: str = "reuse"):
-        if mode not in ("reuse", "fresh"):
-            raise ValueError(f"reuse workload: mode must be reuse or fresh, got {mode!r}")
-        self.mode = mode
-        self.DESCRIPTION = f"{DESCRIPTION}; this is {mode}"
+        super().__init__(mode)
         self.requests: list[int] = []
 
     def slots(self, cfg) -> int:
