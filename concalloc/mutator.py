@@ -83,6 +83,8 @@ class Mutator:
         self._mem = rt.heap.memory
         self._md = rt.heap.moduledata
         self._wb = rt.write_barrier     # None: no barrier; set by Runtime.set_write_barrier at STW
+        self._wbgc = None               # the collector, while _store_hybrid_quiet is bound (world stopped)
+        self._words = None              # the heap's words, likewise
         self._lbl_alloc = "alloc"
         self._lbl_load = "load"
         self._lbl_store = "store"
@@ -103,7 +105,7 @@ class Mutator:
 
     def _rebind_yield(self) -> None:
         self._yield = self.rt.sync.yield_point
-        if self.__dict__.get("store") == self._store_hybrid_quiet:
+        if getattr(self.store, "__func__", None) is Mutator._store_hybrid_quiet:
             del self.store              # it skips the yield point: back to the one that yields
 
     # --- bounds ---
@@ -201,16 +203,17 @@ class Mutator:
         _store_hybrid_quiet, else go back to the plain store.  Only a mutator
         whose store is the plain one and whose yield point is the no-op one
         (not stopped) is specialised; heapcheck, faults and methods keep theirs."""
-        own = self.__dict__.get("store")
-        if own is not None and own != self._store_hybrid_quiet:
+        # (not through self.__dict__: reading it makes every attribute load slower)
+        own = getattr(self.store, "__func__", None)
+        if own is Mutator._store_hybrid_quiet:
+            del self.store              # back to the plain store, then maybe bound again
+        elif own is not Mutator.store:
             return                      # heapcheck, a fault or a method owns store
         if (wb is not None and getattr(wb, "quiet_gc", None) is not None
                 and self._yield is QUIET_YIELD and self._mem_always):
             self._wbgc = wb.quiet_gc
             self._words = self._mem.words
             self.store = self._store_hybrid_quiet
-        elif own is not None:
-            del self.store
 
     def _store_stale_barrier(self, obj: int, field: int, value: int) -> None:
         """Fault wb-preempt-before-store (golang/go#61958): the barrier is
