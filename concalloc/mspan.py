@@ -26,7 +26,7 @@ from __future__ import annotations
 from .sizeclasses import class_to_divmagic, class_to_size
 from .sysmem import PAGE_SHIFT
 from .sync import or8
-from .sync.atomic import NSTRIPES, STRIPES
+from .sync.atomic import _stripe
 from .check.violation import throw
 
 MSPAN_DEAD = 0
@@ -143,7 +143,7 @@ class MSpan:
         self.allocCache = 0
         self.allocBits = bytearray()
         self.gcmarkBits = bytearray()
-        self.gcmarkLock = STRIPES[(id(self.gcmarkBits) >> 4) % NSTRIPES]   # see newMarkBits
+        self.gcmarkLock = _stripe(self.gcmarkBits)   # see newMarkBits
         self.allocCount = 0
         self.sweepgen = 0
         self.state = MSPAN_DEAD
@@ -162,11 +162,11 @@ class MSpan:
 
     def newMarkBits(self) -> None:
         """Fresh, zeroed gcmarkBits (Go's newMarkBits), and gcmarkLock, the
-        striped lock or8 takes for them (STRIPES[(id(bits) >> 4) % NSTRIPES]),
+        striped lock or8 takes for them (sync.atomic._stripe),
         kept here so that scanobject finds it with one load.  The only way
         gcmarkBits is replaced; checked by span.mark_lock."""
         bits = self.gcmarkBits = new_gcbits(self.nelems)
-        self.gcmarkLock = STRIPES[(id(bits) >> 4) % NSTRIPES]
+        self.gcmarkLock = _stripe(bits)
 
     def init(self, base: int, npages: int, spanclass: int) -> None:
         """mheap.initSpan: set the fields for a fresh in-use span."""

@@ -53,7 +53,7 @@ from ..mspan import MASK64, MSPAN_IN_USE
 from ..mstats import memstats_from
 from ..sizeclasses import NUM_SIZE_CLASSES, TINY_SIZE, TINY_SPAN_CLASS, class_to_size
 from ..sysmem import ARENA_BASE, HEAP_ARENA_SHIFT, PAGE_SHIFT, PAGE_SIZE, PAGES_PER_ARENA
-from ..sync.atomic import NSTRIPES, STRIPES
+from ..sync.atomic import _stripe
 from .violation import Violation
 
 
@@ -203,7 +203,7 @@ def _check_one_span(s) -> None:
         if s.allocCache != expect:
             _fail("span.alloc_cache", f"allocCache {s.allocCache:#x} != complement of allocBits "
                   f"from freeindex {fi} ({expect:#x})", span=s)
-    if s.gcmarkLock is not STRIPES[(id(s.gcmarkBits) >> 4) % NSTRIPES]:
+    if s.gcmarkLock is not _stripe(s.gcmarkBits):
         _fail("span.mark_lock", "gcmarkLock is not or8's striped lock for gcmarkBits", span=s)
     if s.startAddr % PAGE_SIZE or s.elemsize % 8 or s.elemsize <= 0:
         _fail("span.geometry", "span base not page-aligned or elemsize not a multiple of 8", span=s)
