@@ -233,7 +233,8 @@ def barrier_store_ratio(reps: int, live: int, batch: int) -> dict[str, float]:
         m = h.m
         calls = [0]
 
-        def stores(pc=_pc, store=m.store) -> float:
+        def stores(pc=_pc) -> float:
+            store = m.store     # looked up per batch: installing the barrier may rebind it
             t0 = pc()
             for obj, ptr in pairs:
                 store(obj, 1, ptr)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from .sizeclasses import class_to_divmagic, class_to_size
 from .sysmem import PAGE_SHIFT
 from .sync import or8
+from .sync.atomic import _stripe
 from .check.violation import throw
 
 MSPAN_DEAD = 0
@@ -126,7 +127,7 @@ class MSpan:
     __slots__ = (
         "startAddr", "npages", "spanclass", "elemsize", "nelems", "limit",
         "freeindex", "allocCache", "allocBits", "gcmarkBits", "allocCount",
-        "sweepgen", "state", "needzero", "divMul", "allocCountBeforeCache",
+        "sweepgen", "state", "needzero", "divMul", "allocCountBeforeCache", "gcmarkLock",
         "list", "next", "prev", "heapBits", "heapBitsMore", "typeRecord", "cachedBy", "markFrom",
         "__weakref__",
     )
@@ -142,6 +143,7 @@ class MSpan:
         self.allocCache = 0
         self.allocBits = bytearray()
         self.gcmarkBits = bytearray()
+        self.gcmarkLock = _stripe(self.gcmarkBits)   # see newMarkBits
         self.allocCount = 0
         self.sweepgen = 0
         self.state = MSPAN_DEAD
@@ -157,6 +159,14 @@ class MSpan:
         self.cachedBy = -1      # id of the P whose mcache holds it, -1 if none
         self.markFrom = -1      # cached during mark: slots allocated from here on are black;
                                 # written by the caching P, read racily by markers (gc/mark.py)
+
+    def newMarkBits(self) -> None:
+        """Fresh, zeroed gcmarkBits (Go's newMarkBits), and gcmarkLock, the
+        striped lock or8 takes for them (sync.atomic._stripe),
+        kept here so that scanobject finds it with one load.  The only way
+        gcmarkBits is replaced; checked by span.mark_lock."""
+        bits = self.gcmarkBits = new_gcbits(self.nelems)
+        self.gcmarkLock = _stripe(bits)
 
     def init(self, base: int, npages: int, spanclass: int) -> None:
         """mheap.initSpan: set the fields for a fresh in-use span."""
@@ -178,7 +188,7 @@ class MSpan:
         self.allocCount = 0
         self.allocCountBeforeCache = 0
         self.allocBits = new_gcbits(self.nelems)
-        self.gcmarkBits = new_gcbits(self.nelems)
+        self.newMarkBits()
         self.allocCache = MASK64
         self.list = None
         self.cachedBy = -1

@@ -47,7 +47,10 @@ import time
 from .check.pointers import check_field, check_pointer
 from .malloc import mallocgc
 from .memory import Type
+from .gc.barrier import WBBUF_ENTRIES, wbBufFlush1
 from .sync import Aborted
+from .sync.sched import QUIET_YIELD
+from .sysmem import ARENA_BASE
 
 MEM_STRIDE = 64     # outside marking, one heap load/store in this many is a decision (sparse_memory)
 
@@ -80,6 +83,8 @@ class Mutator:
         self._mem = rt.heap.memory
         self._md = rt.heap.moduledata
         self._wb = rt.write_barrier     # None: no barrier; set by Runtime.set_write_barrier at STW
+        self._wbgc = None               # the collector, while _store_hybrid_quiet is bound (world stopped)
+        self._words = None              # the heap's words, likewise
         self._lbl_alloc = "alloc"
         self._lbl_load = "load"
         self._lbl_store = "store"
@@ -100,6 +105,8 @@ class Mutator:
 
     def _rebind_yield(self) -> None:
         self._yield = self.rt.sync.yield_point
+        if getattr(self.store, "__func__", None) is Mutator._store_hybrid_quiet:
+            del self.store              # it skips the yield point: back to the one that yields
 
     # --- bounds ---
     def running(self) -> bool:
@@ -156,6 +163,57 @@ class Mutator:
         if wb is not None:
             wb(self, slot, value)
         self._mem.store(slot, value)
+
+    def _store_hybrid_quiet(self, obj: int, field: int, value: int) -> None:
+        """Mutator.store while the hybrid barrier is on under the quiet os
+        scheduler (bound by install_quiet_store): the barrier's fast path
+        written out, as Go's compiler inlines gcWriteBarrier's buffer append.
+        The yield point is the no-op one (skipped), the old word and the new
+        pointer go into p.wbBuf, and a full buffer is flushed (wbBufFlush1)."""
+        p = self.p
+        if p.preempt:
+            self._world.safepoint(p)
+            if self.store != self._store_hybrid_quiet:    # the barrier changed at the safe point
+                Mutator._store_tail(self, obj + 8 * field, value)
+                return
+        self.nptr += 1
+        off = obj + 8 * field - ARENA_BASE
+        if off < 0 or off & 7:          # a global's slot, or misaligned: the generic path
+            Mutator._store_tail(self, off + ARENA_BASE, value)
+            return
+        i = off >> 3
+        words = self._words
+        p.wbCalls += 1
+        buf = p.wbBuf
+        buf.append(words[i])
+        buf.append(value)
+        if len(buf) >= WBBUF_ENTRIES:
+            wbBufFlush1(self._wbgc, p)
+        words[i] = value
+
+    def _store_tail(self, slot: int, value: int) -> None:
+        wb = self._wb
+        if wb is not None:
+            wb(self, slot, value)
+        self._mem.store(slot, value)
+
+    def install_quiet_store(self, wb) -> None:
+        """Runtime.install_write_barrier's per-mutator step (world stopped):
+        with the quiet hybrid barrier (make_barrier's wb_hybrid_quiet) bind
+        _store_hybrid_quiet, else go back to the plain store.  Only a mutator
+        whose store is the plain one and whose yield point is the no-op one
+        (not stopped) is specialised; heapcheck, faults and methods keep theirs."""
+        # (not through self.__dict__: reading it makes every attribute load slower)
+        own = getattr(self.store, "__func__", None)
+        if own is Mutator._store_hybrid_quiet:
+            del self.store              # back to the plain store, then maybe bound again
+        elif own is not Mutator.store:
+            return                      # heapcheck, a fault or a method owns store
+        if (wb is not None and getattr(wb, "quiet_gc", None) is not None
+                and self._yield is QUIET_YIELD and self._mem_always):
+            self._wbgc = wb.quiet_gc
+            self._words = self._mem.words
+            self.store = self._store_hybrid_quiet
 
     def _store_stale_barrier(self, obj: int, field: int, value: int) -> None:
         """Fault wb-preempt-before-store (golang/go#61958): the barrier is

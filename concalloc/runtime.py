@@ -128,6 +128,7 @@ class Runtime:
         self.write_barrier = wb
         for m in self.mutators:
             m._wb = wb
+            m.install_quiet_store(wb)
 
     def set_write_barrier(self, wb) -> None:
         """Turn the write barrier on (wb(mutator, slot, new)) or off (None).

@@ -167,3 +167,52 @@ def test_quiet_hybrid_barrier_records_what_the_hybrid_barrier_records(heap):
     assert p.wbBuf == []                     # full: flushed into the P's gcWork
     heap.drain()
     heap.finish(rec)
+
+
+def test_quiet_store_writes_the_hybrid_barrier_inline(heap):
+    """With the quiet hybrid barrier installed, Mutator.store is the written-out
+    one (_store_hybrid_quiet): it buffers the same (old, new) pairs as the
+    barrier, counts wbCalls, stores the word, flushes a full buffer; and the
+    plain store is back once the barrier is removed (mark termination)."""
+    from concalloc.gc.barrier import WBBUF_ENTRIES
+
+    gc, m, n = heap.gc, heap.m, heap.nodes
+    assert "store" not in m.__dict__
+    rec = heap.start()
+    assert m.store == m._store_hybrid_quiet
+    p = m.p
+    p.wbBuf.clear()
+    calls = p.wbCalls
+    old = m.load(n[5], 1)
+    m.store(n[5], 1, n[6])
+    assert p.wbBuf == [old, n[6]] and p.wbCalls == calls + 1
+    assert m.load(n[5], 1) == n[6]
+    p.wbBuf.clear()
+    for _ in range(WBBUF_ENTRIES // 2):
+        m.store(n[5], 1, n[6])
+    assert p.wbBuf == []                     # full: flushed into the P's gcWork
+    heap.drain()
+    heap.finish(rec)
+    assert m._wb is None and "store" not in m.__dict__
+
+
+def test_quiet_store_is_not_bound_over_an_owned_store():
+    """A mutator whose store is someone else's (heapcheck 2's checked store)
+    keeps it while the barrier is on; a stopped run's yield point unbinds it."""
+    h = MarkHarness(40, garbage_every=0)
+    try:
+        m = h.m
+        m.store = m._store_checked
+        rec = h.start()
+        assert m.store == m._store_checked
+        h.drain()
+        h.finish(rec)
+        del m.store
+        rec = h.start()
+        assert m.store == m._store_hybrid_quiet
+        m._rebind_yield()
+        assert "store" not in m.__dict__
+        h.drain()
+        h.finish(rec)
+    finally:
+        h.close()

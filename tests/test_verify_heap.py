@@ -17,6 +17,7 @@ from concalloc import Config, Heap
 from concalloc import mbitmap
 from concalloc.check import Violation
 from concalloc.gc.sweep import SweepError
+from concalloc.sync.atomic import STRIPES
 from concalloc.memory import ptr_type
 from concalloc.mspan import MSPAN_DEAD, MSPAN_IN_USE, MSpan
 from concalloc.sizeclasses import PAGE_SIZE
@@ -215,6 +216,10 @@ CASES = [
      _set(lambda k: k.cached, "allocCache", lambda k: k.cached.allocCache ^ 1)),
     ("alloccache-of-uncached", "span.alloc_cache", "allocCache",
      _set(lambda k: k.partial, "allocCache", lambda k: k.partial.allocCache >> 1)),
+    # span.mark_lock
+    ("marklock-stale", "span.mark_lock", "gcmarkLock",
+     _set(lambda k: k.partial, "gcmarkLock",
+          lambda k: next(lk for lk in STRIPES if lk is not k.partial.gcmarkLock))),
     # span.geometry
     ("elemsize-misaligned", "span.geometry", "elemsize", _set(lambda k: k.partial, "elemsize", lambda k: 20)),
     ("small-limit", "span.geometry", "limit", _set(lambda k: k.partial, "limit", lambda k: k.partial.limit + 8)),

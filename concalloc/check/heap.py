@@ -21,6 +21,8 @@ it can recount from the structures themselves.
     span.alloc_count      allocCount == freeindex + popcount(allocBits at and
                           after freeindex); no bit set past nelems
     span.alloc_cache      allocCache is the complement of allocBits from freeindex
+    span.mark_lock        gcmarkLock is the striped lock or8 takes for
+                          gcmarkBits (scanobject sets mark bits under it)
     span.geometry         page-aligned base, limit = base + nelems*elemsize
                           within the span, objects 8-byte aligned
     heap.accounting       HeapInuse, heapFree, HeapReleased, HeapSys agree with
@@ -51,6 +53,7 @@ from ..mspan import MASK64, MSPAN_IN_USE
 from ..mstats import memstats_from
 from ..sizeclasses import NUM_SIZE_CLASSES, TINY_SIZE, TINY_SPAN_CLASS, class_to_size
 from ..sysmem import ARENA_BASE, HEAP_ARENA_SHIFT, PAGE_SHIFT, PAGE_SIZE, PAGES_PER_ARENA
+from ..sync.atomic import _stripe
 from .violation import Violation
 
 
@@ -200,6 +203,8 @@ def _check_one_span(s) -> None:
         if s.allocCache != expect:
             _fail("span.alloc_cache", f"allocCache {s.allocCache:#x} != complement of allocBits "
                   f"from freeindex {fi} ({expect:#x})", span=s)
+    if s.gcmarkLock is not _stripe(s.gcmarkBits):
+        _fail("span.mark_lock", "gcmarkLock is not or8's striped lock for gcmarkBits", span=s)
     if s.startAddr % PAGE_SIZE or s.elemsize % 8 or s.elemsize <= 0:
         _fail("span.geometry", "span base not page-aligned or elemsize not a multiple of 8", span=s)
     small_limit = s.startAddr + s.nelems * s.elemsize

@@ -113,6 +113,7 @@ def make_barrier(gc, kind: str):
 
     if kind == "hybrid" and yp is QUIET_YIELD:
         wb = wb_hybrid_quiet
+        wb.quiet_gc = gc       # Mutator.install_quiet_store writes this barrier into store
     wb.kind = kind
     return wb
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 from ..mbitmap import DECODED_OFFSETS, WORD_MASK, pointer_offsets
 from ..mspan import MSPAN_IN_USE
 from ..sync import or8, or_bits
-from ..sync.atomic import NSTRIPES, STRIPES
 from ..sync.sched import QUIET_YIELD
 from ..sysmem import ARENA_BASE, HEAP_ARENA_SHIFT, PAGE_SHIFT, PAGES_PER_ARENA
 from ..check.violation import throw
@@ -187,7 +186,7 @@ def scanobject(gc, b: int, gcw, buf=None) -> None:
         bits = ps.gcmarkBits
         if bits[i] & bit:
             continue             # already marked
-        lk = STRIPES[(id(bits) >> 4) % NSTRIPES]          # or8(bits, i, bit), written out
+        lk = ps.gcmarkLock       # or8(bits, i, bit) written out, under or8's lock for bits
         lk.acquire()
         try:
             old = bits[i]

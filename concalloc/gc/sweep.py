@@ -62,7 +62,7 @@ from __future__ import annotations
 import time
 
 from ..check.violation import Violation
-from ..mspan import MSPAN_IN_USE, new_gcbits
+from ..mspan import MSPAN_IN_USE
 from ..sizeclasses import NUM_SPAN_CLASSES
 from ..sync import AtomicInt, Rank, cas_attr, store_attr
 from ..sysmem import PAGE_SIZE
@@ -242,7 +242,7 @@ class sweepLocked:
         if "sweep-no-swap-bits" not in h.faults:    # the fault keeps the old allocBits
             s.allocBits = s.gcmarkBits
         s.freeindex = 0
-        s.gcmarkBits = new_gcbits(s.nelems)
+        s.newMarkBits()
         s.refillAllocCache(0)
         if sizeclass != 0:
             if nfreed > 0:
