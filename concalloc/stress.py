@@ -30,6 +30,7 @@ arguments; 130 interrupted (what finished is in the file).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -80,8 +81,21 @@ def job_key(kind: str, cfg: Config, cache: bool) -> str:
 
 
 def cell_id(config: dict) -> str:
-    """A cell: the configuration without its seed."""
-    return json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True, default=str)
+    """A cell: the configuration without its seed and without the settings
+    left at their defaults, so that records written before a Config field
+    existed share a cell with those written after it."""
+    defaults = _default_config()
+    return json.dumps({k: v for k, v in config.items() if k != "seed" and defaults.get(k, _NO_DEFAULT) != v},
+                      sort_keys=True, default=str)
+
+
+_NO_DEFAULT = object()
+
+
+@functools.cache
+def _default_config() -> dict:
+    """The default configuration as a results file stores it (JSON types)."""
+    return json.loads(json.dumps(run_config_dict(Config(), True), default=str))
 
 
 def summarize_violation(v: dict) -> dict:

@@ -230,6 +230,18 @@ def test_merge_takes_the_lowest_violating_seed_whatever_the_file_order():
     assert "seed 4 (run 3)" in text and "50.00%" in text and "concalloc run --seed 4" in text
 
 
+def test_a_field_at_its_default_does_not_split_a_cell():
+    """Records from before a Config field existed (no schedule_seed) and after it (at its
+    default) are one cell; a field set away from its default is another cell."""
+    old = _rec("a", 1, "ok")
+    new = _rec("b", 2, "violation")
+    new["config"]["schedule_seed"] = None
+    other = _rec("c", 3, "ok")
+    other["config"]["schedule_seed"] = 7
+    cells_ = merge([old, new, other])
+    assert sorted(c.runs for c in cells_) == [1, 2]
+
+
 def test_progress_says_count_eta_and_violations():
     stream = io.StringIO()
     p = Progress(3, stream=stream, every=0)
