@@ -97,15 +97,14 @@ class Fault:
     seed: int = 1                   # a seed known to catch it (tests/test_faults.py; moves when
                                     # scheduling changes: `concalloc faults --only NAME` finds another)
 
-    def config(self, base=None, seed: int = 1, with_fault: bool = True, scheduler: str | None = None):
+    def config(self, base=None, seed: int = 1, with_fault: bool = True, override: dict | None = None):
         """The Config of one search run: base, the scenario, this fault, the
-        seed (and a controlled scheduler other than the scenario's, if given)."""
+        seed, then `override` (Config fields the user chose instead of the
+        scenario's: another controlled scheduler, their own workload)."""
         from .config import Config
         base = base or Config()
         changes = {**_BACK_TO_BACK, "scheduler": "random", **self.scenario, "seed": seed,
-                   "faults": (self.name,) if with_fault else ()}
-        if scheduler:
-            changes["scheduler"] = scheduler
+                   "faults": (self.name,) if with_fault else (), **(override or {})}
         return base.replace(**changes)
 
 

@@ -87,12 +87,12 @@ def run_once(cfg):
 
 
 def hunt(fault: catalogue.Fault, runs: int, base=None, runner=run_once, progress=None,
-         scheduler: str | None = None) -> Hunt:
+         override: dict | None = None) -> Hunt:
     """Search seeds 1..runs for a run the oracles catch; then run its control."""
     h = Hunt(fault)
     t0 = time.monotonic()
     for seed in range(1, runs + 1):
-        cfg = fault.config(base, seed, scheduler=scheduler)
+        cfg = fault.config(base, seed, override=override)
         code, invariant, message = runner(cfg)
         h.runs += 1
         if code == EXIT_VIOLATION:
@@ -108,18 +108,18 @@ def hunt(fault: catalogue.Fault, runs: int, base=None, runner=run_once, progress
     else:
         h.seconds = time.monotonic() - t0
     if h.invariant is not None:
-        code, invariant, message = runner(fault.config(base, h.seed, with_fault=False, scheduler=scheduler))
+        code, invariant, message = runner(fault.config(base, h.seed, with_fault=False, override=override))
         h.control = "clean" if code == EXIT_OK else (f"{invariant}: {message}" if invariant else message)
     return h
 
 
 def run_catalogue(names, runs: int, base=None, runner=run_once, progress=None,
-                  scheduler: str | None = None) -> list[Hunt]:
+                  override: dict | None = None) -> list[Hunt]:
     hunts = []
     for i, name in enumerate(names, 1):
         if progress:
             progress(f"[{i}/{len(names)}] {name}")
-        h = hunt(catalogue.get(name), runs, base, runner, progress, scheduler)
+        h = hunt(catalogue.get(name), runs, base, runner, progress, override)
         if progress:
             progress(f"[{i}/{len(names)}] {name}: " + (
                 f"caught by {h.oracle} ({h.invariant}) after {h.runs} runs, {h.seconds:.1f} s"
@@ -181,8 +181,12 @@ def _cmd_faults(args) -> int:
               if args.json else catalogue_table())
         return EXIT_OK
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress, always on stderr
+    override = {k: v for k, v in (("scheduler", args.scheduler), ("workload", args.workload)) if v}
+    if args.workload:
+        from . import workloads
+        workloads.get(args.workload)    # a bad one is one line (ConfigError, exit 2) before any hunt
     hunts = run_catalogue(names, args.runs, runner=run_once, progress=None if args.quiet else say,
-                          scheduler=args.scheduler)
+                          override=override)
     if args.json:
         print(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, "runs": args.runs,
                           "score": score(hunts), "faults": [h.to_json() for h in hunts]}))
@@ -201,6 +205,9 @@ def register(sub) -> None:
                    help="hunt only this fault (repeatable; default: every fault)")
     f.add_argument("--scheduler", choices=("random", "pct", "sticky-random"), default=None,
                    help="the controlled scheduler of every search (default: each scenario's own, random)")
+    f.add_argument("--workload", default=None, metavar="NAME|FILE",
+                   help="run every fault on this workload (a built-in, FILE.py or package.module) "
+                        "instead of its own scenario (default: each fault's scenario)")
     f.add_argument("--list", action="store_true", help="print the catalogue and run nothing")
     f.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     f.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

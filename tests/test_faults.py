@@ -206,3 +206,18 @@ def test_a_stack_left_unscanned_at_mark_termination_is_caught():
 def test_faults_need_gos_allocator():
     with pytest.raises(ConfigError, match="need --allocator go"):
         Config(faults=("nonatomic-shade",), allocator="first-fit")
+
+
+def test_faults_run_on_a_users_workload_file(capsys):
+    """--workload FILE replaces every fault's scenario with the user's: the runs (and the
+    replay command) use that file; a file that does not exist is one line, exit 2."""
+    import os
+    lost = os.path.join(os.path.dirname(__file__), "..", "examples", "lost_object.py")
+    code, out, err = cli(capsys, "faults", "--only", "wbbuf-unflushed", "--runs", "5", "--quiet",
+                         "--workload", lost, "--json")
+    doc = json.loads(out)
+    (h,) = doc["faults"]
+    assert code == EXIT_OK and h["caught"], h
+    assert "lost_object.py" in h["replay"]
+    code, out, err = cli(capsys, "faults", "--workload", "no_such_workload.py")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--workload" in err
