@@ -20,8 +20,8 @@ from .sizeclasses import _SMALL_SPC_SCAN, MAX_SMALL_SIZE, NUM_SIZE_CLASSES, TINY
 
 
 def bind_runtime(sched, rt) -> None:
-    _charge_memclr(sched, rt.heap.mheap.sysmem)
-    _charge_pages(sched, rt.heap.mheap.pages)
+    _charge_per_unit(sched, rt.heap.mheap.sysmem, "memclr", "memclr", lambda addr, n: n)
+    _charge_per_unit(sched, rt.heap.mheap.pages, "alloc", "mheap.alloc.page", lambda npages: npages)
     for c in rt.heap.mheap.central:
         sched.critical_section(c, "cacheSpan", "mcentral.critical.cacheSpan")
         sched.critical_section(c, "allocObject", "mcentral.critical.allocObject")
@@ -30,31 +30,20 @@ def bind_runtime(sched, rt) -> None:
         _charge_barrier(sched, m)
 
 
-def _charge_memclr(sched, sysmem) -> None:
-    inner = sysmem.memclr
-    per_byte = sched.costs.ps("memclr")
-    if not per_byte:
+def _charge_per_unit(sched, owner, name: str, key: str, units) -> None:
+    """Wrap owner.<name> so that each call, once done, charges the cost of
+    `key` times units(*its arguments) (memclr: bytes; the page allocator: pages)."""
+    per_unit = sched.costs.ps(key)
+    if not per_unit:
         return
+    inner = getattr(owner, name)
     charge_ps = sched.charge_ps
 
-    def memclr(addr: int, n: int) -> None:
-        inner(addr, n)
-        charge_ps(per_byte * n, "memclr")
-    sysmem.memclr = memclr
-
-
-def _charge_pages(sched, pages) -> None:
-    inner = pages.alloc
-    per_page = sched.costs.ps("mheap.alloc.page")
-    if not per_page:
-        return
-    charge_ps = sched.charge_ps
-
-    def alloc(npages: int):
-        got = inner(npages)
-        charge_ps(per_page * npages, "mheap.alloc.page")
+    def charged(*args):
+        got = inner(*args)
+        charge_ps(per_unit * units(*args), key)
         return got
-    pages.alloc = alloc
+    setattr(owner, name, charged)
 
 
 def _charge_alloc(sched, m) -> None:
