@@ -35,14 +35,7 @@ def slots(cfg) -> int:
 
 def setup(m, cfg) -> None:
     """global 0 -> CHAIN nodes -> S -> the first object."""
-    x = m.new(NODE)
-    m.set_global(0, x)
-    for _ in range(CHAIN):
-        m.set_slot(0, x)
-        y = m.new(NODE)
-        m.store(x, 0, y)
-        x = y
-    m.set_slot(0, x)
+    x = _chain(m, 0, CHAIN)
     y = m.new(NODE)
     m.write_word(y, VALUE, MAGIC)
     m.store(x, 0, y)
@@ -50,15 +43,22 @@ def setup(m, cfg) -> None:
     _ballast(m)
 
 
-def _ballast(m) -> None:
-    """global 1 -> a list of BALLAST nodes: marking takes a while."""
+def _chain(m, g: int, n: int) -> int:
+    """global g -> a list of n + 1 nodes; returns the last, held in slot 0."""
     x = m.new(NODE)
-    m.set_global(1, x)
-    for _ in range(BALLAST):
+    m.set_global(g, x)
+    for _ in range(n):
         m.set_slot(0, x)
         y = m.new(NODE)
         m.store(x, 0, y)
         x = y
+    m.set_slot(0, x)
+    return x
+
+
+def _ballast(m) -> None:
+    """global 1 -> a list of BALLAST nodes: marking takes a while."""
+    _chain(m, 1, BALLAST)
     m.clear_slot(0)
 
 
