@@ -142,7 +142,7 @@ def _cmd_contention(args) -> int:
 
 
 def _cmd_barrier_matrix(args) -> int:
-    from .barriermatrix import markdown_table, run_matrix, text_table
+    from .barriermatrix import markdown_table, run_matrix, screen_for, text_table
     from .config import Config, parse_bytes
     from .runtime import Runtime
     if args.runs < 1:
@@ -160,10 +160,11 @@ def _cmd_barrier_matrix(args) -> int:
         only = parse_cells(args.cells) if args.cells else None
     except ValueError as e:
         raise UsageError(f"--cells: {e}") from None
-    cells = run_matrix(base, args.runs, runner, stop_at_first=not args.all, progress=say, cells=only)
+    cells = run_matrix(base, args.runs, runner, stop_at_first=not args.all, progress=say, cells=only,
+                       screen=screen_for(args.screen))
     if args.json:
         print(json.dumps({"format": "concalloc-barrier-matrix", "format_version": 1,
-                          "config": base.to_dict(), "runs": args.runs,
+                          "config": base.to_dict(), "runs": args.runs, "screen": args.screen,
                           "cells": [c.to_json() for c in cells]}))
     elif args.markdown:
         print(markdown_table(cells))
@@ -223,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--all", action="store_true", help="run every seed, not only up to a cell's first loss")
     b.add_argument("--cells", default=None, metavar="B+S,...",
                    help="only these cells, e.g. hybrid+concurrent,dijkstra+rescan (default: all 15)")
+    b.add_argument("--screen", action="store_true", help="skip the seeds whose program the workload's "
+                   "screen rules out (weave: cannot lose under the cell's barrier); the table counts them")
     b.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     b.add_argument("--markdown", action="store_true", help="the table as Markdown")
     b.set_defaults(func=_cmd_barrier_matrix)

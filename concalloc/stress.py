@@ -23,6 +23,12 @@ cell under the random scheduler with the first seed (concalloc/pct.py);
 the pilot is recorded in the file too, so a restart or another shard gets
 the same k, and every replay command names it.
 
+--screen skips the seeds whose program the workload's screen rules out
+(it cannot lose an object under the cell's configuration, whatever the
+schedule; concalloc/workloads/__init__.py): each is recorded as a line of
+kind "screened" (no run), and the report counts them per cell beside the
+runs, so a screened campaign says how many programs it did not run.
+
 Exit codes: 0 every run ok; 1 some run found a violation; 3 runs ended
 otherwise (deadlock, hang, crash) and none found a violation; 2 bad
 arguments; 130 interrupted (what finished is in the file).
@@ -491,8 +497,12 @@ class CellReport:
     threads: int = 0
     seeds: list = field(default_factory=list)
     outcomes: dict = field(default_factory=dict)
+    screened: list = field(default_factory=list)    # seeds --screen did not run
 
     def add(self, rec: dict) -> None:
+        if rec["kind"] == "screened":
+            self.screened.append(rec["seed"])
+            return
         self.runs += 1
         self.seeds.append(rec["seed"])
         self.seconds += rec.get("seconds") or 0.0
@@ -514,6 +524,11 @@ class CellReport:
         """Runs in seed order up to and including the first violating seed."""
         return None if self.first_seed is None else sum(1 for s in self.seeds if s <= self.first_seed)
 
+    def programs_to_first(self) -> int | None:
+        """Seeds in order up to and including the first violating one, screened ones included."""
+        return None if self.first_seed is None else \
+            self.runs_to_first() + sum(1 for s in self.screened if s <= self.first_seed)
+
     def guarantee(self, confidence: float):
         if self.config.get("scheduler") != "pct" or not self.threads:
             return None
@@ -523,9 +538,11 @@ class CellReport:
 
     def to_json(self, confidence: float) -> dict:
         d = {"cell": self.cell, "runs": self.runs, "violations": self.violations, "errors": self.errors,
-             "outcomes": self.outcomes, "violation_rate": self.rate, "seeds": [min(self.seeds), max(self.seeds)],
+             "outcomes": self.outcomes, "violation_rate": self.rate, "screened": len(self.screened),
+             "seeds": [min(self.seeds + self.screened), max(self.seeds + self.screened)],
              "first_violation": None if self.first_seed is None else
              {"seed": self.first_seed, "runs_to_first": self.runs_to_first(),
+              "programs_to_first": self.programs_to_first(),
               "invariant": self.first_invariant, "replay": self.first_replay},
              "seconds": round(self.seconds, 3), "config": self.config}
         g = self.guarantee(confidence)
@@ -540,7 +557,7 @@ def merge(records: list[dict]) -> list[CellReport]:
     seen: set[str] = set()
     by_cell: dict[str, CellReport] = {}
     for rec in records:
-        if rec.get("kind") != "run" or rec["key"] in seen:
+        if rec.get("kind") not in ("run", "screened") or rec["key"] in seen:
             continue
         seen.add(rec["key"])
         cid = cell_id(rec["config"])
@@ -589,12 +606,19 @@ def text_report(reports: list[CellReport], confidence: float = 0.99) -> str:
                          f"{100 * confidence_after(g.p, c.runs):.3g}%")
     if lines:
         out += "\n\nPCT's guarantee per cell:\n" + "\n".join(lines)
+    screened = [f"  {_label(c, keys)}: {len(c.screened):,} of {len(c.screened) + c.runs:,} seeds"
+                + ("" if c.first_seed is None else f" (first violation after {c.programs_to_first():,} seeds)")
+                for c in reports if c.screened]
+    if screened:
+        out += ("\n\nscreened out by the workload's screen (--screen: the program cannot lose anything "
+                "under the cell; not run):\n" + "\n".join(screened))
     return out
 
 
 def json_report(reports: list[CellReport], files: list[str], confidence: float) -> dict:
     return {"format": REPORT_FORMAT, "format_version": REPORT_VERSION, "files": files,
-            "runs": sum(c.runs for c in reports), "violations": sum(c.violations for c in reports),
+            "runs": sum(c.runs for c in reports), "screened": sum(len(c.screened) for c in reports),
+            "violations": sum(c.violations for c in reports),
             "errors": sum(c.errors for c in reports), "cells": [c.to_json(confidence) for c in reports]}
 
 
@@ -653,9 +677,14 @@ def cmd_stress(args) -> int:
             for line in pct_plan(grid, seeds, args.timeout, ks, done, args.confidence):
                 say(line)
         jobs = plan(grid, seeds, shard, args.timeout, ks)
-        todo = [j for j in jobs if j.key not in done]
+        if args.screen:
+            jobs = screen_jobs(jobs, done, writer)
+        todo = [j for j in jobs if j.key not in done and j.kind == "run"]
+        nscreened = sum(1 for j in jobs if j.kind == "screened")
         say(f"stress: {len(grid)} cell(s) x {len(seeds):,} seed(s) = {len(grid) * len(seeds):,} jobs; "
-            f"shard {shard[0]}/{shard[1]}: {len(jobs):,}, {len(jobs) - len(todo):,} already in {args.out}, "
+            f"shard {shard[0]}/{shard[1]}: {len(jobs):,}"
+            + (f", {nscreened:,} screened out" if args.screen else "")
+            + f", {len(jobs) - len(todo) - nscreened:,} already in {args.out}, "
             f"{len(todo):,} to run on {min(args.jobs, max(len(todo), 1))} worker(s)")
         progress = None if args.quiet else Progress(len(todo), every=args.progress_every)
         run_and_record(todo, progress)
@@ -672,6 +701,24 @@ def cmd_stress(args) -> int:
     else:
         print(text_report(reports, args.confidence))
     return exit_code(reports)
+
+
+def screen_jobs(jobs: list[Job], done: dict, writer) -> list[Job]:
+    """--screen: each job whose program the workload's screen rules out becomes a
+    "screened" job, recorded at once (no run)."""
+    from .workloads import screened_out
+    out = []
+    for j in jobs:
+        if screened_out(j.cfg):
+            j = Job("screened", j.cell, j.cfg, j.cache, j.timeout)
+            if j.key not in done:
+                rec = {"format": RECORD_FORMAT, "kind": "screened", "key": j.key, "cell": j.cell,
+                       "seed": j.cfg.seed, "config": run_config_dict(j.cfg, j.cache),
+                       "replay": replay_command(j.cfg, j.cache), "outcome": "screened"}
+                writer.write(rec)
+                done[j.key] = rec
+        out.append(j)
+    return out
 
 
 def cmd_report(args) -> int:
@@ -709,6 +756,9 @@ def register(sub) -> None:
     c.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS",
                    help="progress line interval when stderr is not a terminal (default: %(default)s)")
     c.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    c.add_argument("--screen", action="store_true",
+                   help="skip the seeds whose program the workload's screen rules out (weave: cannot lose "
+                        "under the cell); recorded and counted as screened, not run")
     g = p.add_argument_group("grid axes (a comma list makes one cell per value)")
     g.add_argument("--workload", required=True, metavar="NAME|FILE,...",
                    help="built-in workloads, scenario files or module[:name] (docs/workloads.md)")

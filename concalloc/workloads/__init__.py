@@ -9,6 +9,11 @@ A workload is a module (or any object with the same attributes) with
                        (its data segment; default moduledata.NGLOBALS)
     setup(m, cfg)      optional: runs once on P0 before any mutator's run
                        (the other mutators wait for it to return)
+    screen(cfg)        optional: False only if the program cfg.seed draws cannot
+                       lose an object under cfg (its barrier, stack scan, ...)
+                       whatever the schedule; True if it may.  It must be sound:
+                       `--screen` (stress, barrier-matrix) skips the seeds it
+                       rules out, so a False that is wrong hides a loss
     DESCRIPTION        optional: one line saying what it does
 
 It gets the run's Config and one Mutator.  All randomness comes from m.rng,
@@ -63,7 +68,7 @@ WORKLOADS = {
 BUILTIN = tuple(WORKLOADS)
 
 REQUIRED = ("run", "slots")       # callables every workload has
-OPTIONAL = ("validate", "setup", "globals")  # callables it may have
+OPTIONAL = ("validate", "setup", "globals", "screen")  # callables it may have
 
 _MODULE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?")
 
@@ -112,6 +117,13 @@ def variant(ref: str):
         known = ", ".join(f"{name}:{v}" for v in variants) or "none"
         raise ConfigError("workload", f"{ref!r}: built-in {name!r} has no variant {which!r} (variants: {known})")
     return variants[which]()
+
+
+def screened_out(cfg) -> bool:
+    """True if cfg's workload has a screen and it rules out cfg's program (see the
+    module comment); a workload without one screens nothing out."""
+    screen = getattr(get(cfg.workload), "screen", None)
+    return screen is not None and not screen(cfg)
 
 
 def check_workload(wl, ref: str) -> None:

@@ -153,6 +153,16 @@ def validate(cfg) -> None:
                                    f"--procs {NUM_THREADS} (got {cfg.nmutators()} mutators)")
 
 
+def screen(cfg) -> bool:
+    """The workload hook behind --screen: can the program cfg.seed draws lose an
+    object under cfg.barrier, under any schedule?  (weave_screen.py says how and why.)
+    An injected collector fault breaks the argument: such a run is never screened out."""
+    if cfg.faults:
+        return True
+    from .weave_screen import can_lose
+    return can_lose(cfg.seed, cfg.barrier)
+
+
 # --- the model's view of real memory ------------------------------------------------
 
 def _address(world: _World, node: int) -> int:
