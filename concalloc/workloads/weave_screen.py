@@ -160,14 +160,24 @@ def _candidates(mem, tid: int, nil: bool) -> list[int]:
 
 
 class Screen:
-    """One program's exploration (see the module comment)."""
+    """One program's exploration (see the module comment).
+
+    A state: (mem, pcs, locs, changed, written, shaded_y, seen).  changed: bit i
+    set once LOCS[i] was stored a different value; written: the values heap and
+    global writes stored (dijkstra's shades); shaded_y: the old values they
+    overwrote (yuasa's shades).  The collector's root scans are not events of
+    their own: seen = (stack 0, stack 1, global 0, global 1) records what each
+    root held at each point where it could have been scanned (a stack: the mask
+    of its held objects at each safe point of its owner, as a set of masks; a
+    global slot: each value it held), and a possible mark termination tries
+    every scan choice (the smallest ones: more shading only keeps more)."""
 
     def __init__(self, seed):
         self.seed = seed
         mem, skip = initial_memory(seed)
         self.start = mem
         self.draws = (_Draws(f"{seed}:P0", skip), _Draws(f"{seed}:P1", ()))
-        self.kept = {"none": 0, "dijkstra": 0, "yuasa": 0, "hybrid": 0}   # satisfying terminal states
+        self.kept = {"none": 0, "dijkstra": 0, "yuasa": 0, "hybrid": 0}   # states that may lose
         self.states = 0
         self._explore()
 
@@ -175,52 +185,59 @@ class Screen:
 
     def _step(self, st, tid):
         """The state after mutator tid's next event, or None if it has none."""
-        mem, pcs, locs, changed, written, shaded_y, scans, sset = st
+        mem, pcs, locs, changed, written, shaded_y, seen = st
         pc = pcs[tid]
         if pc >= DONE:
             return None
         src, dst, slot, hist, racy = locs[tid]
         own = W.STACK_BASE + tid
         phase = pc % 3
-        mem = list(mem)
         if phase == 0:                                     # A: the source
             cands = _candidates(mem, tid, True)
             src = cands[self.draws[tid].draw(hist, len(cands))]
-            hist += (len(cands),)
-            dst = slot = None
-            npc = pc + 1
-        else:
-            if phase == 1:                                 # B: the destination and slot
-                if src == own:
-                    dst = own
-                else:
-                    cands = _candidates(mem, tid, False)
-                    dst = cands[self.draws[tid].draw(hist, len(cands))]
-                    hist += (len(cands),)
-                slot = self.draws[tid].draw(hist, 2)
-                hist += (2,)
-                racy = False
-                if dst != own:                             # W later: another event may come between
-                    locs = _set(locs, tid, (src, dst, slot, hist, racy))
-                    return (tuple(mem), _set(pcs, tid, pc + 1), locs, changed, written, shaded_y, scans, sset)
-            # W: the write
-            value = src if src in HEAPS else 0
-            i = LOC[(dst, slot)]
-            old = mem[i]
-            if old != value:
-                changed |= 1 << i
-            if dst != own:                                 # through the barrier
-                written |= (1 << value) if value else 0
-                if old and not racy:
-                    shaded_y |= 1 << old
-                other = locs[1 - tid]
-                if pcs[1 - tid] % 3 == 2 and (other[1], other[2]) == (dst, slot):
-                    locs = _set(locs, 1 - tid, other[:4] + (True,))
-            mem[i] = value
-            src = dst = slot = None
-            npc = pc + (2 if phase == 1 else 1)
-        locs = _set(locs, tid, (src, dst, slot, hist, racy))
-        return (tuple(mem), _set(pcs, tid, npc), locs, changed, written, shaded_y, scans, sset)
+            locs = _set(locs, tid, (src, None, None, hist + (len(cands),), False))
+            return (mem, _set(pcs, tid, pc + 1), locs, changed, written, shaded_y, seen)
+        if phase == 1:                                     # B: the destination and slot
+            if src == own:
+                dst = own
+            else:
+                cands = _candidates(mem, tid, False)
+                dst = cands[self.draws[tid].draw(hist, len(cands))]
+                hist += (len(cands),)
+            slot = self.draws[tid].draw(hist, 2)
+            hist += (2,)
+            if dst != own:                                 # W later: another event may come between
+                locs = _set(locs, tid, (src, dst, slot, hist, False))
+                pcs = _set(pcs, tid, pc + 1)
+                return (mem, pcs, locs, changed, written, shaded_y, self._seen(seen, mem, pcs, locs, tid))
+        # W: the write
+        value = src if src in HEAPS else 0
+        i = LOC[(dst, slot)]
+        old = mem[i]
+        if old != value:
+            changed |= 1 << i
+        if dst != own:                                     # through the barrier
+            written |= (1 << value) if value else 0
+            if old and not racy:
+                shaded_y |= 1 << old
+            other = locs[1 - tid]
+            if pcs[1 - tid] % 3 == 2 and (other[1], other[2]) == (dst, slot):
+                locs = _set(locs, 1 - tid, other[:4] + (True,))   # its barrier may read a stale old value
+        mem = _set(mem, i, value)
+        locs = _set(locs, tid, (None, None, None, hist, False))
+        pcs = _set(pcs, tid, pc + (2 if phase == 1 else 1))
+        if dst == W.GLOBAL_ROOT:
+            seen = _set(seen, 2 + slot, seen[2 + slot] | 1 << _index(value))
+        return (mem, pcs, locs, changed, written, shaded_y, self._seen(seen, mem, pcs, locs, tid))
+
+    def _seen(self, seen, mem, pcs, locs, tid):
+        """seen, with what tid's stack holds now if tid stands at a safe point."""
+        if not self._at_safepoint(pcs, locs, tid):
+            return seen
+        mask = 0
+        for v in self._held(mem, pcs, locs, tid):
+            mask |= 1 << v
+        return _set(seen, tid, seen[tid] | 1 << (mask >> W.HEAP_BASE))
 
     # --- where a mutator stands -------------------------------------------------------
 
@@ -247,37 +264,27 @@ class Screen:
 
     def _explore(self) -> None:
         empty = (None, None, None, (), False)
-        st0 = (self.start, (0, 0), (empty, empty), 0, 0, 0, 0, 0)
-        seen = {st0}
+        mem = self.start
+        seen = (0, 0, 1 << _index(mem[LOC[(W.GLOBAL_ROOT, 0)]]), 1 << _index(mem[LOC[(W.GLOBAL_ROOT, 1)]]))
+        st0 = (mem, (0, 0), (empty, empty), 0, 0, 0, seen)
+        for tid in (0, 1):
+            st0 = st0[:6] + (self._seen(st0[6], mem, st0[1], st0[2], tid),)
+        visited = {st0}
         todo = [st0]
         while todo:
             st = todo.pop()
             self.states += 1
             self._judge(st)
-            for nxt in self._successors(st):
-                if nxt not in seen:
-                    seen.add(nxt)
+            for tid in (0, 1):
+                nxt = self._step(st, tid)
+                if nxt is not None and nxt not in visited:
+                    visited.add(nxt)
                     todo.append(nxt)
 
-    def _successors(self, st):
-        mem, pcs, locs, changed, written, shaded_y, scans, sset = st
-        for tid in (0, 1):
-            nxt = self._step(st, tid)
-            if nxt is not None:
-                yield nxt
-            if not scans >> tid & 1 and self._at_safepoint(pcs, locs, tid):
-                add = 0
-                for v in self._held(mem, pcs, locs, tid):
-                    add |= 1 << v
-                yield (mem, pcs, locs, changed, written, shaded_y, scans | 1 << tid, sset | add)
-        for f in range(2):
-            if not scans >> (2 + f) & 1:
-                v = mem[LOC[(W.GLOBAL_ROOT, f)]]
-                yield (mem, pcs, locs, changed, written, shaded_y, scans | 1 << (2 + f), sset | ((1 << v) if v else 0))
-
     def _judge(self, st) -> None:
-        mem, pcs, locs, changed, written, shaded_y, scans, sset = st
-        if scans != 0b1111 or not (self._at_safepoint(pcs, locs, 0) and self._at_safepoint(pcs, locs, 1)):
+        """Could the mark terminate here with an object lost (the module comment)?"""
+        mem, pcs, locs, changed, written, shaded_y, seen = st
+        if not (self._at_safepoint(pcs, locs, 0) and self._at_safepoint(pcs, locs, 1)):
             return
         roots = [mem[LOC[(W.GLOBAL_ROOT, 0)]], mem[LOC[(W.GLOBAL_ROOT, 1)]]]
         roots += self._held(mem, pcs, locs, 0) + self._held(mem, pcs, locs, 1)
@@ -285,28 +292,51 @@ class Screen:
         if not live:
             return
         unchanged = ~changed & ((1 << len(LOCS)) - 1)
-        base = [n for n in HEAPS if sset >> n & 1]
-        lost_none = live & ~_reach(self.start, base, unchanged)
-        lost_d = live & ~_reach(self.start, base + [n for n in HEAPS if written >> n & 1], unchanged)
-        lost_y = live & ~_reach(self.start, base + [n for n in HEAPS if shaded_y >> n & 1])
-        self.kept["none"] += bool(lost_none)
-        self.kept["dijkstra"] += bool(lost_d)
-        self.kept["yuasa"] += bool(lost_y)
-        self.kept["hybrid"] += bool(lost_d & lost_y)
+        lost = dict.fromkeys(self.kept, False)
+        for sset in _scan_choices(seen):
+            base = [n for n in HEAPS if sset >> n & 1]
+            lost_n = live & ~_reach(self.start, base, unchanged)
+            if not lost_n:
+                continue                                   # every barrier only shades more
+            lost["none"] = True
+            lost_d = lost_n & ~_reach(self.start, base + [n for n in HEAPS if written >> n & 1], unchanged)
+            lost_y = lost_n & ~_reach(self.start, base + [n for n in HEAPS if shaded_y >> n & 1])
+            lost["dijkstra"] |= bool(lost_d)
+            lost["yuasa"] |= bool(lost_y)
+            lost["hybrid"] |= bool(lost_d & lost_y)
+        for k, v in lost.items():
+            self.kept[k] += v
+
+
+def _index(value: int) -> int:
+    """A global slot's value as a bit of seen[2:]: 0 nil, 1.. the heap objects."""
+    return value - W.HEAP_BASE + 1 if value else 0
+
+
+def _minimal(masks: list[int]) -> list[int]:
+    return [m for m in masks if not any(o != m and o & m == o for o in masks)]
+
+
+def _scan_choices(seen) -> set[int]:
+    """The shade masks (1 << node) the root scans can leave: one point per root."""
+    stacks = [_minimal([i << W.HEAP_BASE for i in range(8) if seen[t] >> i & 1]) for t in (0, 1)]
+    globs = [[0] if seen[2 + f] & 1 else [1 << (W.HEAP_BASE + i - 1) for i in range(1, 4) if seen[2 + f] >> i & 1]
+             for f in (0, 1)]
+    return {a | b | c | d for a in stacks[0] for b in stacks[1] for c in globs[0] for d in globs[1]}
 
 
 def _set(t: tuple, i: int, v) -> tuple:
     return t[:i] + (v,) + t[i + 1:]
 
 
-@lru_cache(maxsize=4096)
-def explore(seed) -> Screen:
-    return Screen(seed)
+@lru_cache(maxsize=1 << 16)
+def verdicts(seed) -> dict[str, bool]:
+    """{condition: may lose} for program `seed` (one exploration serves every barrier)."""
+    return {k: v > 0 for k, v in Screen(seed).kept.items()}
 
 
 def can_lose(seed, barrier: str) -> bool:
     """False only if program `seed` loses nothing under `barrier`, whatever the schedule."""
     conds = BARRIER_CONDITIONS.get(barrier, ("none",))
-    kept = explore(seed).kept
-    return kept["hybrid"] > 0 if len(conds) == 2 else kept[conds[0]] > 0
+    return verdicts(seed)["hybrid" if len(conds) == 2 else conds[0]]
 
