@@ -8,21 +8,32 @@ stress.weave_first_loss.<cell>    for each unsafe cell (none+concurrent,
                                   dijkstra+concurrent, yuasa+concurrent): the
                                   median, over SEARCHES independent searches, of
                                   the runs up to and including the first lost
-                                  object.  A search that finds none within CAP
-                                  runs counts as CAP + 1.  Target <= 60.
+                                  object.  The searches are SCREENED: a seed whose
+                                  program weave's screen proves loss-free under the
+                                  cell's barrier (concalloc/workloads/weave_screen.py)
+                                  is not run and not counted as a run.  A search
+                                  that finds no loss within CAP runs or PROGRAMS
+                                  programs counts as CAP + 1.  Target <= 60.
+stress.weave_first_loss_programs.<cell>  the median programs (seeds) drawn up to
+                                  and including the first loss, screened-out ones
+                                  included (a capped search: all it drew).
+stress.weave_first_loss_seconds.<cell>  the median seconds to the first loss
+                                  (screening and runs; a capped search: all of it).
 stress.weave_first_loss_capped.<cell>  searches that hit the cap (0 when every
                                   search found a loss).
 stress.weave_safe_runs            runs made in the three safe cells (hybrid +
                                   concurrent, dijkstra + rescan, yuasa +
                                   stw-snapshot) ...
 stress.weave_safe_lost            ... and the objects they lost.  Target 0.
+                                  The safe cells are NOT screened: every seed runs.
 
 Search j uses seeds j*SEED_STRIDE + 1, + 2, ...  The figures are counts of
 runs, not times: they do not depend on the machine, only on the scheduler
-and the collector.  WEAVE is the configuration every figure uses (its
-scheduler chosen by measurement: docs/barrier-study.md, which also measures why
-the first-loss figures stay above 60 under any scheduler: most of weave's random
-programs lose under no schedule at all).
+and the collector (the programs figure and the screen do not depend on the
+scheduler either).  WEAVE is the configuration every figure uses (its scheduler
+chosen by measurement: docs/barrier-study.md, which also says why the search
+screens programs: most of weave's random programs lose under no schedule at
+all, and the screen proves it of about 91-99% of them without running them).
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import time
 from concalloc.config import Config
 from concalloc.runtime import Runtime
 from concalloc.runresult import EXIT_OK, EXIT_VIOLATION
+from concalloc.workloads.weave import screen
 
 from .common import progress
 
@@ -59,26 +71,38 @@ def runs_per_min(n: int) -> dict:
     return {"stress.weave_runs_per_min": 60 * n / dt, "stress.weave_run_ms": 1000 * dt / n}
 
 
-def first_loss(barrier: str, stack_scan: str, search: int, cap: int) -> int:
-    """Runs up to and including the first lost object of search `search` (cap + 1: none)."""
+def first_loss(barrier: str, stack_scan: str, search: int, cap: int, programs: int) -> tuple[int, int, float]:
+    """Search `search`, screened: (runs, programs drawn, seconds) up to and including
+    its first lost object; runs = cap + 1 if none within cap runs or `programs` programs."""
     cfg = WEAVE.replace(barrier=barrier, stack_scan=stack_scan)
-    for k in range(1, cap + 1):
-        res = one_run(cfg.replace(seed=search * SEED_STRIDE + k))
+    t0 = time.perf_counter()
+    runs = 0
+    for k in range(1, programs + 1):
+        c = cfg.replace(seed=search * SEED_STRIDE + k)
+        if not screen(c):
+            continue
+        runs += 1
+        res = one_run(c)
         if res.exit_code == EXIT_VIOLATION:
-            return k
+            return runs, k, time.perf_counter() - t0
         if res.exit_code != EXIT_OK:
-            raise RuntimeError(f"weave {barrier}+{stack_scan} seed {search * SEED_STRIDE + k}: {res.error}")
-    return cap + 1
+            raise RuntimeError(f"weave {barrier}+{stack_scan} seed {c.seed}: {res.error}")
+        if runs == cap:
+            return cap + 1, k, time.perf_counter() - t0
+    return cap + 1, programs, time.perf_counter() - t0
 
 
-def first_losses(searches: int, cap: int) -> dict:
+def first_losses(searches: int, cap: int, programs: int) -> dict:
     out = {}
     for barrier, scan in UNSAFE:
-        progress(f"stress: first loss, {barrier}+{scan}, {searches} searches (cap {cap} runs)")
-        found = [first_loss(barrier, scan, j, cap) for j in range(1, searches + 1)]
+        progress(f"stress: first loss, {barrier}+{scan}, {searches} screened searches "
+                 f"(cap {cap} runs or {programs} programs)")
+        found = [first_loss(barrier, scan, j, cap, programs) for j in range(1, searches + 1)]
         key = f"{barrier}_{scan}"
-        out[f"stress.weave_first_loss.{key}"] = float(statistics.median(found))
-        out[f"stress.weave_first_loss_capped.{key}"] = float(sum(1 for x in found if x > cap))
+        out[f"stress.weave_first_loss.{key}"] = float(statistics.median(r for r, _, _ in found))
+        out[f"stress.weave_first_loss_programs.{key}"] = float(statistics.median(p for _, p, _ in found))
+        out[f"stress.weave_first_loss_seconds.{key}"] = round(statistics.median(t for _, _, t in found), 2)
+        out[f"stress.weave_first_loss_capped.{key}"] = float(sum(1 for r, _, _ in found if r > cap))
     return out
 
 
@@ -101,6 +125,6 @@ def safe_cells(runs: int) -> dict:
 def run(quick: bool = False) -> dict:
     progress("stress: weave runs per minute")
     out = runs_per_min(60 if quick else 300)
-    out.update(first_losses(5 if quick else 20, 60 if quick else 200))
+    out.update(first_losses(5 if quick else 20, 60 if quick else 200, 1500 if quick else 5000))
     out.update(safe_cells(50 if quick else 200))
     return out

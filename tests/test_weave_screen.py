@@ -1,0 +1,147 @@
+"""weave's program screen (concalloc/workloads/weave_screen.py) and --screen.
+
+The screen must never drop a program that can lose an object: every seed
+below was found losing (docs/barrier-study.md, and the sweep of seeds
+1..3000 x 4 schedules there); each is run here and must both lose and pass
+the screen.  The replay behind the screen must draw the program the run
+draws: the final memory of real runs must be one the replay reaches.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli_helpers import cli
+from concalloc.config import Config
+from concalloc.runtime import Runtime
+from concalloc.workloads import screened_out, weave
+from concalloc.workloads import weave_screen as S
+
+WEAVE = Config(procs=2, workload="weave", scheduler="random", gccheckmark=True, reserve_bytes=64 << 20)
+
+# (barrier, seed, schedule seed or None: the seed's own), each found losing
+LOSING = [("none", 306, None), ("none", 544, None), ("none", 768, None), ("none", 10, 300_010),
+          ("dijkstra", 844, None), ("dijkstra", 1029, None), ("dijkstra", 1104, 100_000 * 2 + 1104)]
+
+
+def run(cfg):
+    with Runtime(cfg) as rt:
+        return rt.run()
+
+
+@pytest.mark.parametrize("barrier,seed,schedule", LOSING)
+def test_a_known_losing_program_loses_and_passes_the_screen(barrier, seed, schedule):
+    cfg = WEAVE.replace(barrier=barrier, seed=seed, schedule_seed=schedule)
+    res = run(cfg)
+    assert res.exit_code == 1 and res.violations[0]["invariant"] == "gc.checkmark"
+    assert weave.screen(cfg) and not screened_out(cfg)
+
+
+def test_the_screen_drops_most_programs_and_a_barrier_only_drops_more():
+    seeds = range(1, 301)
+    kept = {b: {s for s in seeds if S.can_lose(s, b)} for b in ("none", "dijkstra", "yuasa", "hybrid",
+                                                                 "hybrid-cond")}
+    assert 0 < len(kept["none"]) < len(seeds) // 4          # not the trivial "keep all"
+    assert 0 < len(kept["dijkstra"]) < len(seeds) // 4
+    for b in ("dijkstra", "yuasa", "hybrid", "hybrid-cond"):   # every barrier shades more than none
+        assert kept[b] <= kept["none"], b
+    assert kept["hybrid"] <= kept["dijkstra"] & kept["yuasa"]
+    assert kept["hybrid"] <= kept["hybrid-cond"]
+
+
+def test_the_screen_is_deterministic():
+    for seed in (306, 307, 844):
+        fresh = S.Screen(seed)
+        again = S.Screen(seed)
+        assert fresh.kept == again.kept and fresh.states == again.states
+        assert S.verdicts(seed) == {k: v > 0 for k, v in fresh.kept.items()}
+
+
+class _Memories(S.Screen):
+    """Every memory the replay reaches."""
+
+    def _judge(self, st):
+        self.__dict__.setdefault("mems", set()).add(st[0])
+
+
+def _real_memory(rt) -> tuple:
+    """The run's model memory after it ended, in weave_screen.LOCS order."""
+    world = weave._runs[rt]
+    node = lambda addr: weave._node(world, addr)                  # noqa: E731
+    words = []
+    for n in S.NODES:
+        if n < weave.GLOBAL_ROOT:
+            words += [node(a) for a in rt.mutators[n - weave.STACK_BASE].stack[:2]]
+        elif n == weave.GLOBAL_ROOT:
+            words += [node(rt.moduledata.words[i]) for i in range(2)]
+        else:
+            obj = world.heap[n - weave.HEAP_BASE]
+            words += [node(rt.mutators[0].read_word(obj, f)) for f in range(2)]
+    return tuple(words)
+
+
+def test_the_replay_reaches_the_memory_real_runs_end_with():
+    moved = wrong = 0
+    for seed in range(1, 31):
+        with Runtime(WEAVE.replace(seed=seed, barrier="hybrid")) as rt:
+            rt.run()
+            mem = _real_memory(rt)
+        assert mem in _Memories(seed).mems, seed
+        moved += mem != S.initial_memory(seed)[0]
+        wrong += mem not in _Memories(seed + 1).mems              # the check can fail: another program
+    assert moved >= 20 and wrong >= 20
+
+
+def test_the_screen_keeps_everything_when_a_fault_is_injected():
+    cfg = WEAVE.replace(barrier="hybrid", seed=1)
+    assert not weave.screen(cfg)
+    assert weave.screen(cfg.replace(faults=("wb-preempt-before-store",)))
+
+
+def test_barrier_matrix_screen_counts_the_seeds_it_did_not_run(capsys):
+    code, out, err = cli(capsys, "barrier-matrix", "--workload", "weave", "--runs", "320", "--json", "--screen",
+                         "--cells", "none+concurrent,hybrid+concurrent")
+    assert code == 0, err
+    doc = json.loads(out)
+    none, hybrid = doc["cells"]
+    assert doc["screen"] is True
+    assert none["first_loss_seed"] == 306 and none["lost"] == 1
+    assert none["runs"] + none["screened"] == 306 and 0 < none["runs"] < 60
+    assert none["first_loss_run"] == none["runs"]
+    assert hybrid["runs"] + hybrid["screened"] == 320 and hybrid["lost"] == 0
+    code, out, err = cli(capsys, "barrier-matrix", "--workload", "weave", "--runs", "20", "--screen",
+                         "--cells", "dijkstra+concurrent")
+    assert "screened out" in out and "dijkstra + concurrent: " in out
+
+
+def test_stress_screen_records_and_reports_the_screened_seeds(capsys, tmp_path):
+    out = tmp_path / "s.jsonl"
+    argv = ("stress", "--workload", "weave", "--procs", "2", "--barrier", "none", "--scheduler", "random",
+            "--godebug", "gccheckmark=1", "--seeds", "300:310", "--jobs", "1", "--out", str(out), "--screen")
+    code, stdout, err = cli(capsys, *argv, timeout=300)
+    assert code == 1, err
+    kinds = [json.loads(x)["kind"] for x in out.read_text().splitlines()]
+    assert kinds.count("run") + kinds.count("screened") == 11 and kinds.count("screened") >= 8
+    assert "screened out" in err and "screened out by the workload's screen" in stdout
+    code, rep, err = cli(capsys, "stress-report", "--json", str(out))
+    cell = json.loads(rep)["cells"][0]
+    assert cell["runs"] == kinds.count("run") and cell["screened"] == kinds.count("screened")
+    assert cell["first_violation"]["seed"] == 306 and cell["first_violation"]["programs_to_first"] == 7
+    before = out.read_text()
+    code, _, err = cli(capsys, *argv, timeout=300)                 # again: nothing to do or write
+    assert out.read_text() == before and "0 to run" in err
+
+
+def test_a_workload_without_a_screen_runs_unscreened(capsys, tmp_path):
+    user = tmp_path / "mine.py"
+    user.write_text("def slots(cfg):\n    return 1\n\n"
+                    "def run(m, cfg):\n    while m.running():\n        m.set_slot(0, m.alloc(16))\n")
+    cfg = Config(workload=str(user), seed=3)
+    assert not screened_out(cfg)
+    code, out, err = cli(capsys, "barrier-matrix", "--workload", str(user), "--runs", "3", "--json", "--screen",
+                         "--cells", "hybrid+concurrent", "--steps", "20")
+    assert code == 0, err
+    cell = json.loads(out)["cells"][0]
+    assert cell["runs"] == 3 and cell["screened"] == 0
