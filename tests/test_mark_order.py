@@ -129,3 +129,26 @@ def test_safe_cells_stay_safe_under_weave_order(barrier, scan):
         res, rt = run(WEAVE.replace(barrier=barrier, stack_scan=scan, mark_order="weave", seed=seed))
         assert res.exit_code == EXIT_OK, (seed, res.error)
         assert rt.gc.numgc >= 1
+
+
+# --- the campaign commands pass it on ------------------------------------------------------------
+
+def test_barrier_matrix_passes_mark_order(capsys):
+    import json
+    code, out, _ = cli(capsys, "barrier-matrix", "--workload", "weave", "--cells", "yuasa+concurrent",
+                       "--runs", "1", "--mark-order", "weave", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["config"]["mark_order"] == "weave"
+    code, _, err = cli(capsys, "barrier-matrix", "--mark-order", "dfs")
+    assert code == 2 and "invalid choice: 'dfs'" in err
+
+
+def test_stress_has_a_mark_order_axis(capsys, tmp_path):
+    out = str(tmp_path / "s.jsonl")
+    code, text, _ = cli(capsys, "stress", "--workload", "weave", "--barrier", "yuasa", "--mark-order", "go,weave",
+                        "--seeds", "1053", "--jobs", "1", "--out", out, "--gogc", "off", "--memlimit", "0",
+                        "--steps", "150", "--live", "32", "--reserve", "1GiB", "--quiet", timeout=300)
+    assert code == EXIT_VIOLATION, text
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.split()[:1] in (["go"], ["weave"])}
+    assert rows["go"][2] == "0" and rows["weave"][2] == "1"
+    assert "--mark-order weave" in text
