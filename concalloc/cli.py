@@ -149,7 +149,7 @@ def _cmd_barrier_matrix(args) -> int:
         raise UsageError(f"--runs: must be at least 1, got {args.runs}")
     base = Config(procs=args.procs, workload=args.workload, steps=args.steps, live=args.live,
                   scheduler=args.scheduler, reserve_bytes=parse_bytes(args.reserve, "reserve"),
-                  max_steps=args.max_steps, gc_workers=args.gc_workers)
+                  max_steps=args.max_steps, gc_workers=args.gc_workers, mark_order=args.mark_order)
 
     def runner(cfg):
         with Runtime(cfg) as rt:
@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a controlled scheduler, so every loss replays (default: random)")
     b.add_argument("--gc-workers", type=int, default=None,
                    help="background mark workers (default: 25%% of --procs, at least 1)")
+    b.add_argument("--mark-order", choices=("go", "weave"), default="go",
+                   help="the marker's drain order: go (root jobs first) or weave (go-weave's: any order, "
+                        "which lets yuasa + concurrent lose) (default: go)")
     b.add_argument("--max-steps", type=int, default=1_000_000, help="decision cap per run (default: 1000000)")
     b.add_argument("--reserve", default="1GiB", help="address-space reservation per run (default: 1GiB)")
     b.add_argument("--all", action="store_true", help="run every seed, not only up to a cell's first loss")

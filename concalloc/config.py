@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 SCHEDULERS = ("os", "random", "pct", "replay", "vtime", "sticky-random")
 BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
 STACK_SCANS = ("concurrent", "stw-snapshot", "rescan")
+MARK_ORDERS = ("go", "weave")   # gcDrain's order: Go's roots first, or go-weave's any grey item (gc/mark.py)
 MAX_INT64 = (1 << 63) - 1
 WORKLOADS = ("ring", "tree", "churn", "graph", "burst", "weave", "hide-pointer", "random-program")   # the built-ins; see workloads/ for the rest
 ALLOCATORS = ("go", "bump", "first-fit", "next-fit", "best-fit", "segregated")   # concalloc/methods
@@ -60,6 +61,7 @@ class Config:
     memory_limit: int = MAX_INT64        # GOMEMLIMIT in bytes
     barrier: str = "hybrid"
     stack_scan: str = "concurrent"
+    mark_order: str = "go"               # "weave": root jobs and grey objects drained in any order (gc/mark.py)
     gc_workers: int | None = None        # background mark workers (default: 25% of procs, at least 1)
     faults: tuple = ()                   # injected collector faults, by name (concalloc/faults.py)
     # scheduling
@@ -150,6 +152,8 @@ class Config:
                                       "compare-allocators --plot DIR")
         if self.stack_scan not in STACK_SCANS:
             raise ConfigError("stack_scan", f"must be one of {', '.join(STACK_SCANS)}, got {self.stack_scan!r}")
+        if self.mark_order not in MARK_ORDERS:
+            raise ConfigError("mark_order", f"must be one of {', '.join(MARK_ORDERS)}, got {self.mark_order!r}")
         if self.gc_workers is not None:
             _int_in("gc_workers", self.gc_workers, 1, 64)
         _int_in("max_steps", self.max_steps, 1, 10**12)

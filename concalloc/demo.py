@@ -14,8 +14,8 @@ import json
 import sys
 import threading
 
-from .config import (ALLOCATORS, BARRIERS, MAX_INT64, SCHEDULERS, STACK_SCANS, WORKLOADS, Config, ConfigError,
-                     parse_bytes)
+from .config import (ALLOCATORS, BARRIERS, MARK_ORDERS, MAX_INT64, SCHEDULERS, STACK_SCANS, WORKLOADS, Config,
+                     ConfigError, parse_bytes)
 from .log import LEVELS, logger, shows
 from .pct import AUTO, parse_confidence, parse_k
 from .report import human_bytes, lock_tables, memstats_table, table
@@ -114,6 +114,10 @@ def add_run_arguments(p, grid: bool = False) -> None:
                     help="write barrier (default: %(default)s, as Go ships it)")
     gc.add_argument("--stack-scan", choices=STACK_SCANS, default=d.stack_scan,
                     help="stack-scanning protocol (default: %(default)s)")
+    gc.add_argument("--mark-order", choices=MARK_ORDERS, default=d.mark_order,
+                    help="the marker's drain order: go (every root job, stacks included, before the heap) "
+                         "or weave (go-weave's: roots and grey objects in any order, a scheduler "
+                         "decision) (default: %(default)s)")
     gc.add_argument("--gc-workers", type=int, default=None,
                     help="background mark workers (default: 25%% of --procs, at least 1)")
     gc.add_argument("--fault", action="append", default=[], metavar="NAME",
@@ -159,6 +163,7 @@ def config_from_args(args) -> Config:
                  plot=getattr(args, "plot", None))
     cfg = cfg.replace(gogc=parse_gogc(args.gogc), memory_limit=parse_memlimit(args.memlimit),
                       barrier=args.barrier, stack_scan=args.stack_scan, gc_workers=args.gc_workers,
+                      mark_order=getattr(args, "mark_order", "go"),
                       gctrace=args.gctrace, max_steps=args.max_steps,
                       faults=tuple(getattr(args, "fault", ()) or ()),
                       allocator=getattr(args, "allocator", "go"))

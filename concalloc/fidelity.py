@@ -49,10 +49,11 @@ EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_NOTHING = 0, 1, 2, 3
 class Experiment:
     """One ring configuration, as both the Go program and concalloc run it.
 
-    cut=True is the ring the workload's docstring describes (a chain of
-    exactly `live` objects; the Go program's -cut clears the oldest object's
-    pointer each step).  ring.py today keeps every object reachable through
-    the chain, so the comparable experiments are the cut=False ones.
+    cut=True is the ring ring.py runs (a chain of exactly `live` objects;
+    the Go program's -cut clears the oldest object's pointer each step).
+    The chain experiments (cut=False, not noscan) are the old ring, which
+    kept every object reachable: Go's runs of it are kept as a record, and
+    nothing in concalloc compares with them.
     """
     live: int
     size: int
@@ -267,9 +268,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m concalloc.fidelity",
                                  description="compare concalloc's GC cycles with Go 1.19's on the ring workload")
     ap.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    ap.add_argument("--chain", action="store_true",
-                    help="the old ring that kept every object reachable (Go's runs without -cut); "
-                         "ring.py now cuts the chain, so the default compares with the -cut runs")
     ap.add_argument("--only", metavar="NAME", help="run only the experiment with this name (any variant)")
     ap.add_argument("--steps", type=int, help="override the steps of every experiment (a quick look; "
                                               "the cycle count is then not comparable)")
@@ -284,11 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         args = ap.parse_args(argv)
     except SystemExit as e:
         return EXIT_USAGE if e.code else EXIT_OK
-    exps = [e for e in EXPERIMENTS
-            if (e.name == args.only if args.only else (not e.cut and not e.noscan) == args.chain)]
+    comparable = [e for e in EXPERIMENTS if e.cut or e.noscan]
+    exps = [e for e in comparable if e.name == args.only] if args.only else comparable
     if not exps:
-        print(f"fidelity: no experiment named {args.only!r}; known: "
-              f"{', '.join(e.name for e in EXPERIMENTS)}", file=sys.stderr)
+        chain = args.only in {e.name for e in EXPERIMENTS}
+        print(f"fidelity: {args.only!r} is " + ("a Go-only record of the old ring, whose chain kept every object "
+              "reachable; ring.py cuts its chain, so nothing in concalloc compares with it" if chain
+              else "no experiment") + f"; comparable: {', '.join(e.name for e in comparable)}", file=sys.stderr)
         return EXIT_USAGE
     if args.steps is not None and args.steps < 1:
         print(f"fidelity: --steps must be >= 1, got {args.steps}", file=sys.stderr)

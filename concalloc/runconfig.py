@@ -124,6 +124,7 @@ FLAGS: dict[str, Flag] = {       # in the order the replay command lists them
     "memory_limit": Flag("--memlimit", render=lambda v: "off" if v >= MAX_INT64 else format_bytes(v)),
     "barrier": Flag("--barrier"),
     "stack_scan": Flag("--stack-scan"),
+    "mark_order": Flag("--mark-order"),
     "gc_workers": Flag("--gc-workers"),
     "gctrace": Flag("--gctrace", kind="switch", observe=True),
     "gccheckmark": Flag("--godebug", kind="godebug"),

@@ -49,7 +49,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_ready
 
-from .config import BARRIERS, SCHEDULERS, STACK_SCANS, Config, ConfigError, parse_bytes
+from .config import BARRIERS, MARK_ORDERS, SCHEDULERS, STACK_SCANS, Config, ConfigError, parse_bytes
 from .pct import k_from_steps
 from .runconfig import replay_command, run_config_dict
 from .runresult import EXIT_INTERNAL, EXIT_OK, EXIT_VIOLATION
@@ -61,7 +61,8 @@ DEFAULT_GODEBUG = "gccheckmark=1"
 
 # The axes: flag, Config field, how one value is read.  A comma list makes a grid.
 AXES = (("--workload", "workload", str), ("--procs", "procs", int), ("--barrier", "barrier", str),
-        ("--stack-scan", "stack_scan", str), ("--scheduler", "scheduler", str), ("--gogc", "gogc", None),
+        ("--stack-scan", "stack_scan", str), ("--mark-order", "mark_order", str), ("--scheduler", "scheduler", str),
+        ("--gogc", "gogc", None),
         ("--pct-depth", "pct_depth", int), ("--cache", "cache", None), ("--godebug", "godebug", None))
 
 
@@ -569,7 +570,7 @@ def merge(records: list[dict]) -> list[CellReport]:
 
 def cell_order(cell: dict) -> tuple:
     """Cells in the order the axes list their values (barriers as BARRIERS lists them, ...)."""
-    known = {"barrier": BARRIERS, "stack_scan": STACK_SCANS, "scheduler": SCHEDULERS}
+    known = {"barrier": BARRIERS, "stack_scan": STACK_SCANS, "mark_order": MARK_ORDERS, "scheduler": SCHEDULERS}
     out = []
     for _, k, _ in AXES:
         v = cell.get(k)
@@ -583,8 +584,8 @@ def _label(c: CellReport, varying: list[str]) -> str:
 
 def text_report(reports: list[CellReport], confidence: float = 0.99) -> str:
     from .report import table
-    keys = [k for k in ("workload", "procs", "barrier", "stack_scan", "scheduler", "gogc", "pct_depth",
-                        "cache", "godebug") if len({str(c.cell.get(k)) for c in reports}) > 1]
+    keys = [k for k in ("workload", "procs", "barrier", "stack_scan", "mark_order", "scheduler", "gogc",
+                        "pct_depth", "cache", "godebug") if len({str(c.cell.get(k)) for c in reports}) > 1]
     keys = keys or ["workload"]
     rows = []
     for c in reports:
@@ -767,6 +768,8 @@ def register(sub) -> None:
                    help="write barriers (default: %(default)s)")
     g.add_argument("--stack-scan", dest="stack_scan", default=d.stack_scan, metavar=",".join(STACK_SCANS),
                    help="stack-scan protocols (default: %(default)s)")
+    g.add_argument("--mark-order", dest="mark_order", default=d.mark_order, metavar=",".join(MARK_ORDERS),
+                   help="the marker's drain orders: Go's, or go-weave's any order (default: %(default)s)")
     g.add_argument("--scheduler", default="random", metavar=",".join(k for k in SCHEDULERS if k != "replay"),
                    help="schedulers; the controlled ones replay exactly (default: %(default)s)")
     g.add_argument("--gogc", default="100", metavar="N|off,...", help="GOGC values (default: %(default)s)")

@@ -34,6 +34,10 @@ LABELS: dict[str, str] = {
     "scan.stack_slot": "a stack scan is about to read one slot",
     "scan.global": "the globals' root job is about to read one global",
     "markroot.stack": "a worker has claimed a stack's root job and asks its P for a safe point",
+    "mark.drain_order": "--mark-order weave: the marker's next unit is a root job if the scheduler "
+                        "keeps it running here, else a grey object",
+    "mark.root_order": "--mark-order weave: the marker claims this root job if the scheduler keeps it "
+                       "running here, else looks at the next one left",
     "fault.shade_racy": "fault nonatomic-shade: the marker read a mark byte and has not yet written it back",
     "assist.start": "an allocating P starts scanning to pay its assist debt",
     "assist.park": "an allocating P in debt with no work is about to park for credit",

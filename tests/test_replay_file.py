@@ -54,7 +54,7 @@ def test_replay_command_sets_every_field_it_can():
                  scheduler="pct", seed=5, schedule_seed=6, noise=0.5, switch_interval=0.01, pct_depth=4, pct_k=99, sticky=0.5,
                  hang_seconds=7.0, workload="churn", steps=77, live=12, size=48, noscan=True,
                  lock_stats=True, max_steps=5000, gogc=-1, memory_limit=64 << 20, barrier="yuasa",
-                 stack_scan="rescan", gc_workers=2, gctrace=True, gccheckmark=True, wbshadow=True,
+                 stack_scan="rescan", mark_order="weave", gc_workers=2, gctrace=True, gccheckmark=True, wbshadow=True,
                  gcstoptheworld=2, allocator="first-fit")
     defaults = Config()
     differ = {f for f in FLAGS if getattr(cfg, f) != getattr(defaults, f)}

@@ -39,6 +39,7 @@ counters, kick counts and numgc.
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 
@@ -106,7 +107,8 @@ class GC:
         self.nwait = self.nworkers          # lock
         self.enlisted = False               # lock: enlist_worker woke a worker for its P's next scheduling point
         self.markrootJobs = 0               # lock
-        self.markrootNext = 0               # lock
+        self.markrootNext = 0               # lock: root jobs claimed (the next one's index, in Go's order)
+        self.markrootTaken = 0              # lock: --mark-order weave: a bit per claimed job (any order)
         self.rootsDone = 0                  # lock
         self.kicks = 0                      # lock: heap-trigger kicks not yet taken
         self.forced = 0                     # lock: runtime.GC requests not yet taken
@@ -154,6 +156,13 @@ class GC:
         for p in self.allp:
             p.gcw = GCWork(self.lists, p.name)
         self.worker_gcws = [GCWork(self.lists, f"gcw{i}") for i in range(self.nworkers)]  # each its worker's
+        # --mark-order weave (gc/mark.py _gcDrainRootsWeave): under the os
+        # scheduler its choices are draws from one generator per gcWork, each
+        # used only by that gcWork's thread; a controlled scheduler decides them itself.
+        self.markOrderWeave = cfg.mark_order == "weave"
+        self.markOrderRng = {g.owner: random.Random(f"{cfg.seed}:{g.owner}:mark-order")
+                             for g in self.all_gcworks()} if self.markOrderWeave else None
+        self.rootsAfterHeap = AtomicInt(0)  # weave: root jobs claimed after their drain blackened a grey object
         self.stw_mode = cfg.gcstoptheworld   # GODEBUG gcstoptheworld: 1 mark, 2 mark and sweep, world stopped
         self.walk_due = False                # the collector: this cycle's heapcheck walks the heap
         self.on_cycle_end = _print_gctrace if cfg.gctrace else None   # fn(record) after each cycle
@@ -427,6 +436,22 @@ class GC:
             self.markrootNext = j + 1
             return j
 
+    def claim_root_job_any(self, k: int) -> int:
+        """--mark-order weave: claim the k-th of the root jobs still unclaimed
+        (the last one if fewer are left now), or -1 if none is.  k is chosen
+        before the lock is taken (the choice may yield); markrootNext then
+        counts the claims, so Go's claim_root_job and _work_available read it as before."""
+        if self.markrootNext >= self.markrootJobs:
+            return -1
+        with self.lock:
+            left = [j for j in range(self.markrootJobs) if not self.markrootTaken >> j & 1]
+            if not left:
+                return -1
+            j = left[min(k, len(left) - 1)]
+            self.markrootTaken |= 1 << j
+            self.markrootNext += 1
+            return j
+
     def root_job_done(self) -> None:
         with self.lock:
             self.rootsDone += 1
@@ -587,6 +612,7 @@ class GC:
         with self.lock:
             self.markrootJobs = njobs
             self.markrootNext = 0
+            self.markrootTaken = 0
             self.rootsDone = 0
 
     def gcMarkTinyAllocs(self) -> None:

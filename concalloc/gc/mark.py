@@ -12,7 +12,10 @@ so that users can watch that happen.
 Roots (gcPrepareMarkRoots / markroot): one job for the data segment (the
 globals, and the objects sync.Pools hold: GC.global_words), one per P's stack.  The tiny blocks the Ps were filling when mark
 began are greyed at sweep termination (gcMarkTinyAllocs).  Jobs are claimed
-with an atomic counter by whoever drains first.
+with an atomic counter by whoever drains first, all of them before any grey
+object is blackened -- unless --mark-order weave, go-weave's order: root
+jobs and grey objects in any order, each next one a scheduler decision
+(_gcDrainRootsWeave).
 
 A stack is scanned by its own P at its next safe point (the top of an
 allocation, load or store), or directly when the P runs no mutator: either
@@ -293,7 +296,10 @@ def gcDrain(gc, gcw, flags: int = 0, check=None) -> None:
     """Claim root jobs, then blacken grey objects until there is no work, or
     (DRAIN_UNTIL_PREEMPT) blackening is turned off, or check() (called every
     DRAIN_CHECK_THRESHOLD of scan work, as Go's gcDrainFractional does with
-    pollFractionalWorkerExit) says stop."""
+    pollFractionalWorkerExit) says stop.  With --mark-order weave the root
+    jobs are first drained among the grey objects (_gcDrainRootsWeave)."""
+    if gc.markOrderWeave:
+        _gcDrainRootsWeave(gc, gcw)
     while gc.blackenEnabled:
         j = gc.claim_root_job()
         if j < 0:
@@ -319,6 +325,65 @@ def gcDrain(gc, gcw, flags: int = 0, check=None) -> None:
                 if check():
                     break
     gc.flush_scan_work(gcw, flags & DRAIN_FLUSH_BG_CREDIT)
+
+
+# --- go-weave's drain order (--mark-order weave) --------------------------------
+
+YIELD_DRAIN_ORDER = "mark.drain_order"
+YIELD_ROOT_ORDER = "mark.root_order"
+
+
+def _gcDrainRootsWeave(gc, gcw) -> None:
+    """gcDrain's root jobs under --mark-order weave.  go-weave's marker
+    (models/yuasa.go, drain) takes any item of one grey set, its stacks
+    among the heap objects, so a stack may be scanned after heap objects
+    are black; Go's gcDrain claims every root job first.  Here, while root
+    jobs are left and a grey object is queued, each next unit of work --
+    claim a root job (option 0, Go's), or blacken one grey object -- is a
+    choice (_weaveChoice), and so is which of the jobs left is claimed
+    (option 0 is the first, Go's order).  Returns once every root job is
+    claimed or blackening is off; gcDrain's loops do the rest.
+    markrootJobs/markrootNext are read without the lock as hints, as
+    claim_root_job's first test reads them: the claim decides."""
+    lists = gc.lists
+    blackened = False
+    while gc.blackenEnabled and gc.markrootNext < gc.markrootJobs:
+        if (gcw.wbuf1 or gcw.wbuf2 or lists.nfull) and _weaveChoice(gc, gcw, YIELD_DRAIN_ORDER, 2):
+            b = gcw.tryGet()
+            if b:
+                scanobject(gc, b, gcw)
+                blackened = True
+                continue
+        left = gc.markrootJobs - gc.markrootNext
+        j = gc.claim_root_job_any(_weaveChoice(gc, gcw, YIELD_ROOT_ORDER, left) if left > 1 else 0)
+        if j < 0:
+            break
+        if blackened:
+            gc.rootsAfterHeap.add(1)
+        markroot(gc, gcw, j)
+        gc.root_job_done()
+
+
+def _weaveChoice(gc, gcw, label: str, n: int) -> int:
+    """One of n >= 2 options for --mark-order weave, option 0 being Go's.
+    Under a controlled scheduler the scheduler decides it: at each of up to
+    n-1 yield points labelled `label`, option i is taken if the decision
+    there let this thread run on (one step passed, its own), else the next
+    is considered.  So the choice is part of the schedule: it replays with
+    it, and a schedule with fewer switches (sticky-random, a shrunk one)
+    stays nearer Go's order.  Under the os scheduler: one draw from this
+    gcWork's generator."""
+    sched = gc.rt.sched
+    yp = gc.yp
+    if sched.controlled:
+        for i in range(n - 1):
+            before = sched.steps
+            yp(label)
+            if sched.steps == before + 1:
+                return i
+        return n - 1
+    yp(label)
+    return gc.markOrderRng[gcw.owner].randrange(n)
 
 
 def gcDrainN(gc, gcw, scanWork: int) -> int:
