@@ -14,6 +14,11 @@ stress.weave_first_loss.<cell>    for each unsafe cell (none+concurrent,
                                   is not run and not counted as a run.  A search
                                   that finds no loss within CAP runs or PROGRAMS
                                   programs counts as CAP + 1.  Target <= 60.
+                                  These searches use go-weave's drain order
+                                  (--mark-order weave: root jobs and grey objects
+                                  in any order, as go-weave's collector drains;
+                                  with Go's roots-first order yuasa + concurrent
+                                  cannot lose on this world).
 stress.weave_first_loss_programs.<cell>  the median programs (seeds) drawn up to
                                   and including the first loss, screened-out ones
                                   included (a capped search: all it drew).
@@ -49,6 +54,7 @@ from concalloc.workloads.weave import screen
 from .common import progress
 
 WEAVE = Config(procs=2, workload="weave", scheduler="random", gccheckmark=True, reserve_bytes=64 << 20)
+FIRST_LOSS = WEAVE.replace(mark_order="weave")   # go-weave's drain order (module comment)
 UNSAFE = (("none", "concurrent"), ("dijkstra", "concurrent"), ("yuasa", "concurrent"))
 SAFE = (("hybrid", "concurrent"), ("dijkstra", "rescan"), ("yuasa", "stw-snapshot"))
 SEED_STRIDE = 100_000
@@ -74,7 +80,7 @@ def runs_per_min(n: int) -> dict:
 def first_loss(barrier: str, stack_scan: str, search: int, cap: int, programs: int) -> tuple[int, int, float]:
     """Search `search`, screened: (runs, programs drawn, seconds) up to and including
     its first lost object; runs = cap + 1 if none within cap runs or `programs` programs."""
-    cfg = WEAVE.replace(barrier=barrier, stack_scan=stack_scan)
+    cfg = FIRST_LOSS.replace(barrier=barrier, stack_scan=stack_scan)
     t0 = time.perf_counter()
     runs = 0
     for k in range(1, programs + 1):
