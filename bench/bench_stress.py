@@ -131,6 +131,6 @@ def safe_cells(runs: int) -> dict:
 def run(quick: bool = False) -> dict:
     progress("stress: weave runs per minute")
     out = runs_per_min(60 if quick else 300)
-    out.update(first_losses(5 if quick else 20, 60 if quick else 200, 1500 if quick else 5000))
+    out.update(first_losses(5 if quick else 20, 60 if quick else 200, 5000 if quick else 20_000))
     out.update(safe_cells(50 if quick else 200))
     return out

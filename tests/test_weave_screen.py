@@ -1,9 +1,9 @@
 """weave's program screen (concalloc/workloads/weave_screen.py) and --screen.
 
 The screen must never drop a program that can lose an object: every seed
-below was found losing (docs/barrier-study.md, and the sweep of seeds
-1..3000 x 4 schedules there); each is run here and must both lose and pass
-the screen.  The replay behind the screen must draw the program the run
+below was found losing (docs/barrier-study.md, and the sweeps of seeds
+1..3000 x 4 schedules there, under Go's drain order and go-weave's); each is
+run here and must both lose and pass the screen.  The replay behind the screen must draw the program the run
 draws: the final memory of real runs must be one the replay reaches.
 """
 
@@ -21,9 +21,12 @@ from concalloc.workloads import weave_screen as S
 
 WEAVE = Config(procs=2, workload="weave", scheduler="random", gccheckmark=True, reserve_bytes=64 << 20)
 
-# (barrier, seed, schedule seed or None: the seed's own), each found losing
-LOSING = [("none", 306, None), ("none", 544, None), ("none", 768, None), ("none", 10, 300_010),
-          ("dijkstra", 844, None), ("dijkstra", 1029, None), ("dijkstra", 1104, 100_000 * 2 + 1104)]
+# (barrier, mark order, seed, schedule seed or None: the seed's own), each found losing
+LOSING = [("none", "go", 306, None), ("none", "go", 544, None), ("none", "go", 768, None),
+          ("none", "go", 10, 300_010), ("none", "weave", 2959, 202_959),
+          ("dijkstra", "go", 844, None), ("dijkstra", "go", 1029, None), ("dijkstra", "go", 1104, 201_104),
+          ("dijkstra", "weave", 483, 100_483), ("dijkstra", "weave", 1564, 101_564),
+          ("yuasa", "weave", 1053, 101_053), ("yuasa", "weave", 2909, 202_909)]
 
 
 def run(cfg):
@@ -31,9 +34,9 @@ def run(cfg):
         return rt.run()
 
 
-@pytest.mark.parametrize("barrier,seed,schedule", LOSING)
-def test_a_known_losing_program_loses_and_passes_the_screen(barrier, seed, schedule):
-    cfg = WEAVE.replace(barrier=barrier, seed=seed, schedule_seed=schedule)
+@pytest.mark.parametrize("barrier,order,seed,schedule", LOSING)
+def test_a_known_losing_program_loses_and_passes_the_screen(barrier, order, seed, schedule):
+    cfg = WEAVE.replace(barrier=barrier, mark_order=order, seed=seed, schedule_seed=schedule)
     res = run(cfg)
     assert res.exit_code == 1 and res.violations[0]["invariant"] == "gc.checkmark"
     assert weave.screen(cfg) and not screened_out(cfg)
