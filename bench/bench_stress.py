@@ -18,7 +18,11 @@ stress.weave_first_loss.<cell>    for each unsafe cell (none+concurrent,
                                   (--mark-order weave: root jobs and grey objects
                                   in any order, as go-weave's collector drains;
                                   with Go's roots-first order yuasa + concurrent
-                                  cannot lose on this world).
+                                  cannot lose on this world), and per cell the
+                                  scheduler that lost most often on the programs
+                                  the screen keeps (UNSAFE; measured in
+                                  docs/barrier-study.md): sticky-random for none
+                                  and yuasa, random for dijkstra.
 stress.weave_first_loss_programs.<cell>  the median programs (seeds) drawn up to
                                   and including the first loss, screened-out ones
                                   included (a capped search: all it drew).
@@ -33,12 +37,13 @@ stress.weave_safe_lost            ... and the objects they lost.  Target 0.
                                   The safe cells are NOT screened: every seed runs.
 
 Search j uses seeds j*SEED_STRIDE + 1, + 2, ...  The figures are counts of
-runs, not times: they do not depend on the machine, only on the scheduler
-and the collector (the programs figure and the screen do not depend on the
-scheduler either).  WEAVE is the configuration every figure uses (its scheduler
-chosen by measurement: docs/barrier-study.md, which also says why the search
-screens programs: most of weave's random programs lose under no schedule at
-all, and the screen proves it of about 91-99% of them without running them).
+runs, not times (but the seconds): they do not depend on the machine, only on
+the scheduler and the collector.  WEAVE is the configuration of the rate and
+safe-cell figures; the first-loss searches use FIRST_LOSS (WEAVE in go-weave's
+drain order) with UNSAFE's scheduler.  docs/barrier-study.md says why the
+search screens programs: most of weave's random programs lose under no
+schedule at all, and the screen proves it of 90-99% of them without running
+them.
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ from .common import progress
 
 WEAVE = Config(procs=2, workload="weave", scheduler="random", gccheckmark=True, reserve_bytes=64 << 20)
 FIRST_LOSS = WEAVE.replace(mark_order="weave")   # go-weave's drain order (module comment)
-UNSAFE = (("none", "concurrent"), ("dijkstra", "concurrent"), ("yuasa", "concurrent"))
+UNSAFE = (("none", "concurrent", "sticky-random"), ("dijkstra", "concurrent", "random"),
+          ("yuasa", "concurrent", "sticky-random"))
 SAFE = (("hybrid", "concurrent"), ("dijkstra", "rescan"), ("yuasa", "stw-snapshot"))
 SEED_STRIDE = 100_000
 
@@ -77,10 +83,11 @@ def runs_per_min(n: int) -> dict:
     return {"stress.weave_runs_per_min": 60 * n / dt, "stress.weave_run_ms": 1000 * dt / n}
 
 
-def first_loss(barrier: str, stack_scan: str, search: int, cap: int, programs: int) -> tuple[int, int, float]:
+def first_loss(barrier: str, stack_scan: str, scheduler: str, search: int, cap: int,
+               programs: int) -> tuple[int, int, float]:
     """Search `search`, screened: (runs, programs drawn, seconds) up to and including
     its first lost object; runs = cap + 1 if none within cap runs or `programs` programs."""
-    cfg = FIRST_LOSS.replace(barrier=barrier, stack_scan=stack_scan)
+    cfg = FIRST_LOSS.replace(barrier=barrier, stack_scan=stack_scan, scheduler=scheduler)
     t0 = time.perf_counter()
     runs = 0
     for k in range(1, programs + 1):
@@ -100,10 +107,10 @@ def first_loss(barrier: str, stack_scan: str, search: int, cap: int, programs: i
 
 def first_losses(searches: int, cap: int, programs: int) -> dict:
     out = {}
-    for barrier, scan in UNSAFE:
-        progress(f"stress: first loss, {barrier}+{scan}, {searches} screened searches "
+    for barrier, scan, scheduler in UNSAFE:
+        progress(f"stress: first loss, {barrier}+{scan} ({scheduler}), {searches} screened searches "
                  f"(cap {cap} runs or {programs} programs)")
-        found = [first_loss(barrier, scan, j, cap, programs) for j in range(1, searches + 1)]
+        found = [first_loss(barrier, scan, scheduler, j, cap, programs) for j in range(1, searches + 1)]
         key = f"{barrier}_{scan}"
         out[f"stress.weave_first_loss.{key}"] = float(statistics.median(r for r, _, _ in found))
         out[f"stress.weave_first_loss_programs.{key}"] = float(statistics.median(p for _, p, _ in found))
