@@ -29,12 +29,15 @@ yield, so B+W is one event then.  The mutator's safe points (where its
 stack may be scanned and where the world may stop) are its iteration
 boundaries (the idle safe points, and after the last write) and the top of
 m.store (between B and W of a heap write, SRC_REG and DST_REG live).  The
-collector's events explored beside them: scan P0's stack, scan P1's stack
-(each once, at a safe point of its owner; every value in the stack then,
-model slots and scratch slots, is shaded), scan global slot 0, scan global
-slot 1 (each once, at any time).  A state where every root has been
-scanned and both mutators stand at safe points is a possible mark
-termination t; writes after it do not matter to this cycle.
+collector's root scans: each stack once, at a safe point of its owner
+(every value in the stack then, model slots and scratch slots, is shaded),
+each global slot once, at any time.  They are not interleaved as events
+(that multiplied the states by ~20 for the same verdicts): a state records
+what each root held at every point it could have been scanned so far, and
+a state where both mutators stand at safe points is a possible mark
+termination t, judged under every choice of scan points (the smallest
+shade sets suffice: more shading only keeps more objects).  Writes after
+t do not matter to this cycle.  About 50 states a program, 1.4 ms.
 
 The argument (why the condition is necessary).  Nothing is allocated while
 the model marks, and a mutator only obtains pointers from memory reachable
