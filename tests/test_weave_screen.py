@@ -148,3 +148,24 @@ def test_a_workload_without_a_screen_runs_unscreened(capsys, tmp_path):
     assert code == 0, err
     cell = json.loads(out)["cells"][0]
     assert cell["runs"] == 3 and cell["screened"] == 0
+
+
+def test_a_cycle_that_may_start_mid_program_keeps_more():
+    bars = ("none", "dijkstra", "yuasa", "hybrid")
+    more = 0
+    for seed in range(1, 151):
+        for b in bars:
+            one, anywhere = S.can_lose(seed, b), S.can_lose(seed, b, any_start=True)
+            assert anywhere or not one, (seed, b)
+            more += anywhere and not one
+    assert more > 0
+    assert not weave._may_trigger(WEAVE) and weave._may_trigger(WEAVE.replace(gogc=-1, memory_limit=0))
+
+
+def test_barrier_matrix_screen_keeps_the_matrix_losses(capsys):
+    # the matrix's own settings (GOGC off, limit 0): none + rescan loses at seed 10 (docs/barrier-study.md)
+    code, out, err = cli(capsys, "barrier-matrix", "--workload", "weave", "--runs", "12", "--json", "--screen",
+                         "--cells", "none+rescan")
+    assert code == 0, err
+    cell = json.loads(out)["cells"][0]
+    assert cell["lost"] == 1 and cell["first_loss_seed"] == 10 and cell["screened"] > 0

@@ -160,7 +160,17 @@ def screen(cfg) -> bool:
     if cfg.faults:
         return True
     from .weave_screen import can_lose
-    return can_lose(cfg.seed, cfg.barrier)
+    return can_lose(cfg.seed, cfg.barrier, any_start=_may_trigger(cfg))
+
+
+def _may_trigger(cfg) -> bool:
+    """Could a heap trigger start a cycle of its own?  Setup's three objects (one
+    8 KiB span) stay far below the trigger when GOGC >= 10 (a goal of at least
+    400 KiB) and the memory limit is at least 64 MiB: then the model's forced
+    cycle is the only one after setup's, and it begins before any model write.
+    Otherwise (the barrier matrix's GOGC off, limit 0) a stale kick from setup
+    could start a second cycle while the mutators iterate."""
+    return cfg.gogc < 10 or cfg.memory_limit < (64 << 20)
 
 
 # --- the model's view of real memory ------------------------------------------------

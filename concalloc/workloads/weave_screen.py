@@ -77,6 +77,15 @@ scan mode: stw-snapshot is a scan at the first safe point, rescan only adds
 marks.  Any-order effects such as a stack scanned after heap objects are
 black are among the states explored.
 
+One cycle or several.  With the bench's settings (GOGC 100) the model's
+forced cycle is the only one after setup's, and it begins before any model
+write, at the initial memory.  When a heap trigger can fire (GOGC off, a
+memory limit of 0: the barrier matrix), a kick left by setup's allocations
+could start another cycle while the mutators iterate; can_lose(...,
+any_start=True) then repeats the exploration from every state where the
+world could stop (both mutators at safe points) as a mark start, with that
+state's memory and held pointers as the start (about 6 ms a program).
+
 What the replay assumes of weave.py, checked by tests: setup draws the 12
 initial words from P0's m.rng first (nothing else draws from it before),
 the model's draws are the only m.rng draws, and a pointer to the global or
@@ -175,14 +184,33 @@ class Screen:
     global slot: each value it held), and a possible mark termination tries
     every scan choice (the smallest ones: more shading only keeps more)."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, any_start: bool = False):
         self.seed = seed
         mem, skip = initial_memory(seed)
-        self.start = mem
+        self.initial = mem
         self.draws = (_Draws(f"{seed}:P0", skip), _Draws(f"{seed}:P1", ()))
         self.kept = {"none": 0, "dijkstra": 0, "yuasa": 0, "hybrid": 0}   # states that may lose
         self.states = 0
-        self._explore()
+        empty = (None, None, None, (), False)
+        starts = [(mem, (0, 0), (empty, empty))]
+        if any_start:
+            starts = self._stops(starts[0])
+        for start in starts:
+            self._explore(*start)
+
+    def _stops(self, st0) -> list:
+        """Every (mem, pcs, locs) where the world could stop with both mutators at
+        safe points: where a later cycle could begin (see can_lose)."""
+        seen = {st0}
+        todo = [st0]
+        while todo:
+            mem, pcs, locs = todo.pop()
+            for tid in (0, 1):
+                nxt = self._step((mem, pcs, locs, 0, 0, 0, (0, 0, 0, 0)), tid)
+                if nxt is not None and nxt[:3] not in seen:
+                    seen.add(nxt[:3])
+                    todo.append(nxt[:3])
+        return [st for st in seen if self._at_safepoint(st[1], st[2], 0) and self._at_safepoint(st[1], st[2], 1)]
 
     # --- one mutator's next event -------------------------------------------------------
 
@@ -265,11 +293,11 @@ class Screen:
 
     # --- the exploration ----------------------------------------------------------------
 
-    def _explore(self) -> None:
-        empty = (None, None, None, (), False)
-        mem = self.start
+    def _explore(self, mem, pcs, locs) -> None:
+        """Every state from a mark start at (mem, pcs, locs), each judged."""
+        self.start = mem
         seen = (0, 0, 1 << _index(mem[LOC[(W.GLOBAL_ROOT, 0)]]), 1 << _index(mem[LOC[(W.GLOBAL_ROOT, 1)]]))
-        st0 = (mem, (0, 0), (empty, empty), 0, 0, 0, seen)
+        st0 = (mem, pcs, locs, 0, 0, 0, seen)
         for tid in (0, 1):
             st0 = st0[:6] + (self._seen(st0[6], mem, st0[1], st0[2], tid),)
         visited = {st0}
@@ -333,13 +361,15 @@ def _set(t: tuple, i: int, v) -> tuple:
 
 
 @lru_cache(maxsize=1 << 16)
-def verdicts(seed) -> dict[str, bool]:
+def verdicts(seed, any_start: bool = False) -> dict[str, bool]:
     """{condition: may lose} for program `seed` (one exploration serves every barrier)."""
-    return {k: v > 0 for k, v in Screen(seed).kept.items()}
+    return {k: v > 0 for k, v in Screen(seed, any_start).kept.items()}
 
 
-def can_lose(seed, barrier: str) -> bool:
-    """False only if program `seed` loses nothing under `barrier`, whatever the schedule."""
+def can_lose(seed, barrier: str, any_start: bool = False) -> bool:
+    """False only if program `seed` loses nothing under `barrier`, whatever the schedule.
+    any_start: a cycle may begin anywhere in the program (a heap trigger can fire:
+    weave.screen says when), not only at its start; each such start is explored."""
     conds = BARRIER_CONDITIONS.get(barrier, ("none",))
-    return verdicts(seed)["hybrid" if len(conds) == 2 else conds[0]]
+    return verdicts(seed, any_start)["hybrid" if len(conds) == 2 else conds[0]]
 
