@@ -55,6 +55,7 @@ from concalloc.config import Config
 from concalloc.runtime import Runtime
 from concalloc.runresult import EXIT_OK, EXIT_VIOLATION
 from concalloc.workloads.weave import screen
+from concalloc.workloads.weave_screen import verdicts
 
 from .common import progress
 
@@ -108,6 +109,7 @@ def first_loss(barrier: str, stack_scan: str, scheduler: str, search: int, cap: 
 def first_losses(searches: int, cap: int, programs: int) -> dict:
     out = {}
     for barrier, scan, scheduler in UNSAFE:
+        verdicts.cache_clear()       # each cell pays for its own screening (the seconds figure)
         progress(f"stress: first loss, {barrier}+{scan} ({scheduler}), {searches} screened searches "
                  f"(cap {cap} runs or {programs} programs)")
         found = [first_loss(barrier, scan, scheduler, j, cap, programs) for j in range(1, searches + 1)]
