@@ -61,8 +61,9 @@ from .common import progress
 
 WEAVE = Config(procs=2, workload="weave", scheduler="random", gccheckmark=True, reserve_bytes=64 << 20)
 FIRST_LOSS = WEAVE.replace(mark_order="weave")   # go-weave's drain order (module comment)
-UNSAFE = (("none", "concurrent", "sticky-random"), ("dijkstra", "concurrent", "random"),
-          ("yuasa", "concurrent", "sticky-random"))
+UNSAFE = (("none", "concurrent", {"scheduler": "sticky-random"}),
+          ("dijkstra", "concurrent", {"scheduler": "random"}),
+          ("yuasa", "concurrent", {"scheduler": "sticky-random"}))
 SAFE = (("hybrid", "concurrent"), ("dijkstra", "rescan"), ("yuasa", "stw-snapshot"))
 SEED_STRIDE = 100_000
 
@@ -84,11 +85,12 @@ def runs_per_min(n: int) -> dict:
     return {"stress.weave_runs_per_min": 60 * n / dt, "stress.weave_run_ms": 1000 * dt / n}
 
 
-def first_loss(barrier: str, stack_scan: str, scheduler: str, search: int, cap: int,
+def first_loss(barrier: str, stack_scan: str, sched: dict, search: int, cap: int,
                programs: int) -> tuple[int, int, float]:
     """Search `search`, screened: (runs, programs drawn, seconds) up to and including
-    its first lost object; runs = cap + 1 if none within cap runs or `programs` programs."""
-    cfg = FIRST_LOSS.replace(barrier=barrier, stack_scan=stack_scan, scheduler=scheduler)
+    its first lost object; runs = cap + 1 if none within cap runs or `programs` programs.
+    sched: the cell's scheduler settings (Config fields)."""
+    cfg = FIRST_LOSS.replace(barrier=barrier, stack_scan=stack_scan, **sched)
     t0 = time.perf_counter()
     runs = 0
     for k in range(1, programs + 1):
@@ -108,11 +110,11 @@ def first_loss(barrier: str, stack_scan: str, scheduler: str, search: int, cap: 
 
 def first_losses(searches: int, cap: int, programs: int) -> dict:
     out = {}
-    for barrier, scan, scheduler in UNSAFE:
+    for barrier, scan, sched in UNSAFE:
         verdicts.cache_clear()       # each cell pays for its own screening (the seconds figure)
-        progress(f"stress: first loss, {barrier}+{scan} ({scheduler}), {searches} screened searches "
+        progress(f"stress: first loss, {barrier}+{scan} ({sched}), {searches} screened searches "
                  f"(cap {cap} runs or {programs} programs)")
-        found = [first_loss(barrier, scan, scheduler, j, cap, programs) for j in range(1, searches + 1)]
+        found = [first_loss(barrier, scan, sched, j, cap, programs) for j in range(1, searches + 1)]
         key = f"{barrier}_{scan}"
         out[f"stress.weave_first_loss.{key}"] = float(statistics.median(r for r, _, _ in found))
         out[f"stress.weave_first_loss_programs.{key}"] = float(statistics.median(p for _, p, _ in found))
