@@ -169,3 +169,12 @@ def test_barrier_matrix_screen_keeps_the_matrix_losses(capsys):
     assert code == 0, err
     cell = json.loads(out)["cells"][0]
     assert cell["lost"] == 1 and cell["first_loss_seed"] == 10 and cell["screened"] > 0
+
+
+def test_a_screen_that_is_not_a_function_is_refused(tmp_path):
+    from concalloc.config import ConfigError
+    from concalloc.workloads import get
+    user = tmp_path / "bad_screen.py"
+    user.write_text("screen = True\n\ndef slots(cfg):\n    return 1\n\ndef run(m, cfg):\n    pass\n")
+    with pytest.raises(ConfigError, match="screen is not a function"):
+        get(str(user))
