@@ -159,3 +159,15 @@ def test_stress_has_a_mark_order_axis(capsys, tmp_path):
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line.split()[:1] in (["go"], ["weave"])}
     assert rows["go"][2] == "0" and rows["weave"][2] == "1"
     assert "--mark-order weave" in text
+
+
+def test_go_order_loses_yuasa_through_the_global_root_only():
+    """Go's order is not Yuasa-proof on this world either: the globals' job is
+    claimed before the stacks, so an unscanned stack can move its pointer into a
+    global and drop it (seed 2131).  The path from a root is the global itself:
+    no heap object was black before a stack scan request was posted."""
+    res, rt = run(WEAVE.replace(barrier="yuasa", seed=2131))
+    assert res.exit_code == EXIT_VIOLATION, res.error
+    msg = res.violations[0]["message"]
+    assert "(global 0)" in msg and "field +" not in msg
+    assert rt.gc.rootsAfterHeap.load() == 0
