@@ -192,8 +192,7 @@ def make_barrier(gc, kind: str):
         p = m.p
         p.wbCalls += 1
         buf = p.wbBuf
-        buf.append(words[(slot - ARENA_BASE) >> 3] if slot >= ARENA_BASE else load(slot))
-        buf.append(ptr)
+        buf += (words[(slot - ARENA_BASE) >> 3] if slot >= ARENA_BASE else load(slot), ptr)
         if len(buf) >= WBBUF_ENTRIES:
             wbBufFlush1(gc, p)
 
