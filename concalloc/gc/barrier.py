@@ -103,50 +103,54 @@ def shadebuf(gc, p, gcw, buf: list[int]) -> None:
     bits = alloc = lk = None
     scan = False
     w = gcw.wbuf1
-    for ptr in sorted(fresh):
-        if ptr >= limit:                       # past the current run: find ptr's span
-            if lk is not None:
-                lk.release()
-                lk = None
-            q = ptr - ARENA_BASE               # ARENA_BASE is arena-aligned: q's page bits are ptr's
-            if q < 0:
-                continue                       # nil, or not a heap address (findObject: no span)
-            try:
-                s = arenas[q >> HEAP_ARENA_SHIFT].spans[(q >> PAGE_SHIFT) & _PAGE_MASK]
-                lo = s.startAddr
-            except (IndexError, AttributeError):
-                limit = 0
-                continue                       # past the mapped arenas, or a page that never had a span
-            if s.state != MSPAN_IN_USE or not lo <= ptr < s.limit:
-                limit = 0
-                obj, s, idx = h.findObject(ptr)
-                if s is not None:
-                    greyobject(gc, obj, s, idx, gcw)
-                    w = gcw.wbuf1
-                continue
-            limit, dm, es, bits, alloc = s.limit, s.divMul, s.elemsize, s.gcmarkBits, s.allocBits
-            scan = not s.spanclass & 1         # noscan: black at once
-            mf = s.markFrom                    # read racily, as greyobject does
-            lk = s.gcmarkLock
-            lk.acquire()
-        idx = ((ptr - lo) * dm) >> 32          # objIndex
-        i = idx >> 3
-        bit = 1 << (idx & 7)
-        old = bits[i]
-        if old & bit:
-            continue                           # already marked
-        bits[i] = old | bit
-        marked += es
-        if scan and not (0 <= mf <= idx and not alloc[i] & bit):   # else allocated during mark: black
-            if len(w) < WORKBUF_NOBJ:
-                w.append(lo + idx * es)        # gcWork.put's fast path
-            else:
-                lk.release()
-                gcw.put(lo + idx * es)
-                w = gcw.wbuf1
+    try:
+        for ptr in sorted(fresh):
+            if ptr >= limit:                       # past the current run: find ptr's span
+                if lk is not None:
+                    lk.release()
+                    lk = None
+                q = ptr - ARENA_BASE               # ARENA_BASE is arena-aligned: q's page bits are ptr's
+                if q < 0:
+                    continue                       # nil, or not a heap address (findObject: no span)
+                try:
+                    s = arenas[q >> HEAP_ARENA_SHIFT].spans[(q >> PAGE_SHIFT) & _PAGE_MASK]
+                    lo = s.startAddr
+                except (IndexError, AttributeError):
+                    limit = 0
+                    continue                       # past the mapped arenas, or a page that never had a span
+                if s.state != MSPAN_IN_USE or not lo <= ptr < s.limit:
+                    limit = 0
+                    obj, s, idx = h.findObject(ptr)
+                    if s is not None:
+                        greyobject(gc, obj, s, idx, gcw)
+                        w = gcw.wbuf1
+                    continue
+                limit, dm, es, bits, alloc = s.limit, s.divMul, s.elemsize, s.gcmarkBits, s.allocBits
+                scan = not s.spanclass & 1         # noscan: black at once
+                mf = s.markFrom                    # read racily, as greyobject does
+                lk = s.gcmarkLock
                 lk.acquire()
-    if lk is not None:
-        lk.release()
+            idx = ((ptr - lo) * dm) >> 32          # objIndex
+            i = idx >> 3
+            bit = 1 << (idx & 7)
+            old = bits[i]
+            if old & bit:
+                continue                           # already marked
+            bits[i] = old | bit
+            marked += es
+            if scan and not (0 <= mf <= idx and not alloc[i] & bit):   # else allocated during mark: black
+                if len(w) < WORKBUF_NOBJ:
+                    w.append(lo + idx * es)        # gcWork.put's fast path
+                else:
+                    held, lk = lk, None
+                    held.release()
+                    gcw.put(lo + idx * es)
+                    w = gcw.wbuf1
+                    lk = held
+                    lk.acquire()
+    finally:
+        if lk is not None:                     # (whatever leaves the loop: never leave the lock held)
+            lk.release()
     gcw.bytesMarked += marked
 
 
