@@ -17,8 +17,8 @@ stress.weave_first_loss.<cell>    for each unsafe cell (none+concurrent,
                                   These searches use go-weave's drain order
                                   (--mark-order weave: root jobs and grey objects
                                   in any order, as go-weave's collector drains;
-                                  with Go's roots-first order yuasa + concurrent
-                                  cannot lose on this world), and per cell the
+                                  Go's roots-first order shuts Yuasa's heap route
+                                  on this world), and per cell the
                                   scheduler that lost most often on the programs
                                   the screen keeps (UNSAFE; measured in
                                   docs/barrier-study.md): sticky-random for none

@@ -177,16 +177,14 @@ class Mutator:
                 Mutator._store_tail(self, obj + 8 * field, value)
                 return
         self.nptr += 1
-        off = obj + 8 * field - ARENA_BASE
-        if off < 0 or off & 7:          # a global's slot, or misaligned: the generic path
-            Mutator._store_tail(self, off + ARENA_BASE, value)
+        i = ((obj - ARENA_BASE) >> 3) + field   # the slot's heap word (ARENA_BASE is 8-aligned)
+        if i < 0 or obj & 7:            # a global's slot, or misaligned: the generic path
+            Mutator._store_tail(self, obj + 8 * field, value)
             return
-        i = off >> 3
         words = self._words
         p.wbCalls += 1
         buf = p.wbBuf
-        buf.append(words[i])
-        buf.append(value)
+        buf += (words[i], value)        # (old, new): one call where two appends cost two
         if len(buf) >= WBBUF_ENTRIES:
             wbBufFlush1(self._wbgc, p)
         words[i] = value

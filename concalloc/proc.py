@@ -47,7 +47,7 @@ class _SafePointReq:
 
 class P:
     __slots__ = ("id", "mcache", "status", "name", "m", "preempt", "safePointFns", "borrowed",
-                 "wbBuf", "gcw", "gcscandone", "wbCalls")
+                 "wbBuf", "gcw", "gcscandone", "wbCalls", "wbShaded")
 
     def __init__(self, pid: int, mcache):
         self.id = pid
@@ -62,6 +62,7 @@ class P:
         self.gcw = None        # owned by the P: its gcWork (assists, barrier flushes, stack scans)
         self.gcscandone = False  # this cycle's stack scan is done (stack black)
         self.wbCalls = 0       # owned by the P: write-barrier calls
+        self.wbShaded: set[int] = set()   # owned by the P: pointers its flushes shaded this cycle
 
 
 class PauseStats:

@@ -26,7 +26,7 @@ LOSING = [("none", "go", 306, None), ("none", "go", 544, None), ("none", "go", 7
           ("none", "go", 10, 300_010), ("none", "weave", 2959, 202_959),
           ("dijkstra", "go", 844, None), ("dijkstra", "go", 1029, None), ("dijkstra", "go", 1104, 201_104),
           ("dijkstra", "weave", 483, 100_483), ("dijkstra", "weave", 1564, 101_564),
-          ("yuasa", "weave", 1053, 101_053), ("yuasa", "weave", 2909, 202_909)]
+          ("yuasa", "weave", 1053, 101_053), ("yuasa", "weave", 2909, 202_909), ("yuasa", "go", 2188, None)]
 
 
 def run(cfg):

@@ -30,16 +30,22 @@ scan or stop-the-world can happen there, only other threads' steps.
 
 Stack writes (set_slot, clear_slot) take no barrier, as in Go.
 
-Protection: p.wbBuf is owned by its P (world stopped: the collector).
+Protection: p.wbBuf and p.wbShaded are owned by their P (world stopped:
+the collector); mark bits are set under the span's gcmarkLock (or8's lock).
 """
 
 from __future__ import annotations
 
+from ..mspan import MSPAN_IN_USE
 from ..sync.sched import QUIET_YIELD
-from ..sysmem import ARENA_BASE
-from .mark import scanobject
+from ..sysmem import ARENA_BASE, HEAP_ARENA_SHIFT, PAGE_SHIFT, PAGES_PER_ARENA
+from .mark import greyobject, scanobject
+from .work import WORKBUF_NOBJ
+
+_PAGE_MASK = PAGES_PER_ARENA - 1
 
 WBBUF_ENTRIES = 512          #: pointers per P buffer (Go 1.19: 256 (old, new) pairs)
+WBSHADED_MAX = 1 << 14       #: pointers a P's wbShaded filter holds before it starts over
 
 BARRIERS = ("none", "dijkstra", "yuasa", "hybrid", "hybrid-cond")
 
@@ -56,12 +62,96 @@ def wbBufFlush1(gc, p) -> bool:
     p.wbBuf = []
     gcw = p.gcw
     n = len(gcw)
-    scanobject(gc, 0, gcw, buf)
+    if gc.yp is QUIET_YIELD and not gc.racyShade:
+        shadebuf(gc, p, gcw, buf)
+    else:
+        scanobject(gc, 0, gcw, buf)
     greyed = len(gcw) > n
     if len(gcw):
         gcw.dispose()
         gc.enlist_worker()
     return greyed
+
+
+def shadebuf(gc, p, gcw, buf: list[int]) -> None:
+    """wbBufFlush1's loop on the quiet path (the no-op yield point: no
+    "mark.greyobject" to reach), greying a buffer a span at a time.
+
+    First a filter Go does not need: p.wbShaded holds every pointer p's
+    flushes have shaded this cycle (a set, owned by p, emptied at gcStart).
+    Mark bits only go 0 -> 1 during mark, so such a pointer's object is
+    still marked and the pointer is dropped with one set lookup, where Go
+    reads the mark bit (a few ns in Go, a span lookup here).  Nil and a
+    pointer repeated in the buffer are dropped with it.
+
+    The rest are sorted, so the pointers into one span come as one run:
+    the span is looked up and its fields read once, its mark-bit lock
+    (gcmarkLock, or8's striped lock) held across the run, and each pointer
+    costs its object index and one byte test-and-set (or8 written out).
+    The lock is a leaf: it is let go before gcWork.put may publish a full
+    buffer, and before the slow path.  As in scanobject, a pointer that is
+    not into an in-use span's object area goes to findObject (ignored or
+    reported) and greyobject."""
+    seen = p.wbShaded
+    fresh = set(buf).difference(seen)          # (not `-=`: that walks all of seen)
+    if len(seen) >= WBSHADED_MAX:
+        seen.clear()                           # a bound on its memory: a miss only costs the lookup
+    seen |= fresh
+    h = gc.h
+    arenas = h.arenas
+    lo = limit = dm = es = mf = marked = 0
+    bits = alloc = lk = None
+    scan = False
+    w = gcw.wbuf1
+    try:
+        for ptr in sorted(fresh):
+            if ptr >= limit:                       # past the current run: find ptr's span
+                if lk is not None:
+                    lk.release()
+                    lk = None
+                q = ptr - ARENA_BASE               # ARENA_BASE is arena-aligned: q's page bits are ptr's
+                if q < 0:
+                    continue                       # nil, or not a heap address (findObject: no span)
+                try:
+                    s = arenas[q >> HEAP_ARENA_SHIFT].spans[(q >> PAGE_SHIFT) & _PAGE_MASK]
+                    lo = s.startAddr
+                except (IndexError, AttributeError):
+                    limit = 0
+                    continue                       # past the mapped arenas, or a page that never had a span
+                if s.state != MSPAN_IN_USE or not lo <= ptr < s.limit:
+                    limit = 0
+                    obj, s, idx = h.findObject(ptr)
+                    if s is not None:
+                        greyobject(gc, obj, s, idx, gcw)
+                        w = gcw.wbuf1
+                    continue
+                limit, dm, es, bits, alloc = s.limit, s.divMul, s.elemsize, s.gcmarkBits, s.allocBits
+                scan = not s.spanclass & 1         # noscan: black at once
+                mf = s.markFrom                    # read racily, as greyobject does
+                lk = s.gcmarkLock
+                lk.acquire()
+            idx = ((ptr - lo) * dm) >> 32          # objIndex
+            i = idx >> 3
+            bit = 1 << (idx & 7)
+            old = bits[i]
+            if old & bit:
+                continue                           # already marked
+            bits[i] = old | bit
+            marked += es
+            if scan and not (0 <= mf <= idx and not alloc[i] & bit):   # else allocated during mark: black
+                if len(w) < WORKBUF_NOBJ:
+                    w.append(lo + idx * es)        # gcWork.put's fast path
+                else:
+                    held, lk = lk, None
+                    held.release()
+                    gcw.put(lo + idx * es)
+                    w = gcw.wbuf1
+                    lk = held
+                    lk.acquire()
+    finally:
+        if lk is not None:                     # (whatever leaves the loop: never leave the lock held)
+            lk.release()
+    gcw.bytesMarked += marked
 
 
 # What each barrier records: the slot's old value (deletion), and the new
@@ -106,8 +196,7 @@ def make_barrier(gc, kind: str):
         p = m.p
         p.wbCalls += 1
         buf = p.wbBuf
-        buf.append(words[(slot - ARENA_BASE) >> 3] if slot >= ARENA_BASE else load(slot))
-        buf.append(ptr)
+        buf += (words[(slot - ARENA_BASE) >> 3] if slot >= ARENA_BASE else load(slot), ptr)
         if len(buf) >= WBBUF_ENTRIES:
             wbBufFlush1(gc, p)
 

@@ -599,6 +599,7 @@ class GC:
                 self.enlisted = False   # a wake-up left from the last mark is not this one's
         for p in self.allp:
             p.wbCalls = 0
+            p.wbShaded.clear()
 
     def gcPrepareMarkRoots(self) -> None:
         """Root jobs: 0 the globals, then one per P's stack (world stopped).

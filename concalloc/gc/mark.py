@@ -110,10 +110,18 @@ def shade(gc, p: int, gcw) -> None:
         greyobject(gc, base, s, idx, gcw)
 
 
-def scanobject(gc, b: int, gcw, buf=None) -> None:
+def scanobject(gc, b: int, gcw, buf=None, drain: bool = False, preemptible: int = 0) -> None:
     """Blacken the grey object at b: grey everything its pointer words point to.
     With buf (wbBufFlush1's use; b is then 0): grey what each pointer in
     buf points to, counting no scan work.
+
+    With drain (gcDrain's heap loop on the quiet path): after b, go on with
+    the grey objects gcw.wbuf1 holds, doing between two objects what
+    gcDrain does between two calls -- stop while blackening is off (unless
+    not preemptible), balance when work.full is empty -- until wbuf1 is
+    empty or the scan work not yet flushed reaches GC_CREDIT_SLACK; gcDrain
+    then goes on as after any scanobject.  The loop's set-up is paid once
+    per run of objects instead of once per object.
 
     The hot loop of marking, so the helpers it needs are written out
     (a call each would double its cost):
@@ -133,87 +141,102 @@ def scanobject(gc, b: int, gcw, buf=None) -> None:
     h = gc.h
     arenas = h.arenas
     yp = gc.yp
-    if buf is None:
-        s = arenas[(b - ARENA_BASE) >> HEAP_ARENA_SHIFT].spans[(b >> PAGE_SHIFT) & _PAGE_MASK]
-        if s.spanclass & 1:
-            gcw.heapScanWork += 8
-            return
-        w = (b >> 3) & WORD_MASK
-        sh = w & 3
-        n = s.elemsize >> 3
-        if sh + n <= 8 and s.spanclass >> 1 and not s.heapBitsMore:
-            bm = s.heapBits
-            b0 = w >> 2
-            key = bm[b0] if sh + n <= 4 else bm[b0] | bm[b0 + 1] << 8
-            offs = DECODED_OFFSETS.get(key << 16 | n << 2 | sh)
-            if offs is None:
-                offs = pointer_offsets(s, b)
-        else:
-            offs = pointer_offsets(s, b)
-        if yp is not QUIET_YIELD:
-            load = gc.mem.load    # one field at a time, through the memory's load (a narrator sees it)
-            for off in offs:
-                yp("mark.scan_field")
-                p = load(b + off)
-                if p:
-                    base, ps, idx = h.findObject(p, b, off)
-                    if ps is not None:
-                        greyobject(gc, base, ps, idx, gcw)
-            gcw.heapScanWork += 8 * (len(offs) or 1)
-            return
-        words, base = gc.mem.words, b - ARENA_BASE
-    else:
-        words, base, offs = buf, 0, range(0, 8 * len(buf), 8)
-    wbuf = gcw.wbuf1
     loud = yp is not QUIET_YIELD
+    decoded = DECODED_OFFSETS
+    words = gc.mem.words
+    lists = gc.lists
+    wbuf = gcw.wbuf1
     marked = 0
-    for off in offs:
-        p = words[(base + off) >> 3]
-        q = p - ARENA_BASE       # ARENA_BASE is arena-aligned: q's page bits are p's
-        if q < 0:
-            continue             # nil, or not a heap address (findObject: no span)
-        try:
-            ps = arenas[q >> HEAP_ARENA_SHIFT].spans[(q >> PAGE_SHIFT) & _PAGE_MASK]
-            lo = ps.startAddr
-        except (IndexError, AttributeError):
-            continue             # past the mapped arenas, or a page that never had a span
-        if ps.state != MSPAN_IN_USE or not lo <= p < ps.limit:
-            obj, ps, idx = h.findObject(p, b, off if b else 0)
-            if ps is not None:
-                greyobject(gc, obj, ps, idx, gcw)
-                wbuf = gcw.wbuf1
-            continue
-        idx = ((p - lo) * ps.divMul) >> 32                # objIndex
-        i = idx >> 3
-        bit = 1 << (idx & 7)
-        bits = ps.gcmarkBits
-        if bits[i] & bit:
-            continue             # already marked
-        lk = ps.gcmarkLock       # or8(bits, i, bit) written out, under or8's lock for bits
-        lk.acquire()
-        try:
-            old = bits[i]
-            bits[i] = old | bit
-        finally:
-            lk.release()
-        if old & bit:
-            continue             # another marker won the race
-        if loud:
-            yp("mark.greyobject")
-        marked += ps.elemsize
-        if ps.spanclass & 1:
-            continue             # noscan: black at once
-        mf = ps.markFrom
-        if 0 <= mf <= idx and not ps.allocBits[i] & bit:
-            continue             # allocated during mark: black (gcmarknewobject)
-        if len(wbuf) < WORKBUF_NOBJ:
-            wbuf.append(lo + idx * ps.elemsize)
+    while True:
+        if buf is None:
+            s = arenas[(b - ARENA_BASE) >> HEAP_ARENA_SHIFT].spans[(b >> PAGE_SHIFT) & _PAGE_MASK]
+            if s.spanclass & 1:
+                offs = ()                    # noscan: no pointer word, one word of scan work
+            else:
+                w = (b >> 3) & WORD_MASK
+                sh = w & 3
+                n = s.elemsize >> 3
+                if sh + n <= 8 and s.spanclass >> 1 and not s.heapBitsMore:
+                    bm = s.heapBits
+                    b0 = w >> 2
+                    key = bm[b0] if sh + n <= 4 else bm[b0] | bm[b0 + 1] << 8
+                    offs = decoded.get(key << 16 | n << 2 | sh)
+                    if offs is None:
+                        offs = pointer_offsets(s, b)
+                else:
+                    offs = pointer_offsets(s, b)
+                if loud:
+                    load = gc.mem.load    # one field at a time, through the memory's load (a narrator sees it)
+                    for off in offs:
+                        yp("mark.scan_field")
+                        p = load(b + off)
+                        if p:
+                            base, ps, idx = h.findObject(p, b, off)
+                            if ps is not None:
+                                greyobject(gc, base, ps, idx, gcw)
+                    gcw.heapScanWork += 8 * (len(offs) or 1)
+                    return
+            base = b - ARENA_BASE
         else:
-            gcw.put(lo + idx * ps.elemsize)
-            wbuf = gcw.wbuf1
-    gcw.bytesMarked += marked
-    if buf is None:
+            words, base, offs = buf, 0, range(0, 8 * len(buf), 8)
+        for off in offs:
+            p = words[(base + off) >> 3]
+            q = p - ARENA_BASE       # ARENA_BASE is arena-aligned: q's page bits are p's
+            if q < 0:
+                continue             # nil, or not a heap address (findObject: no span)
+            try:
+                ps = arenas[q >> HEAP_ARENA_SHIFT].spans[(q >> PAGE_SHIFT) & _PAGE_MASK]
+                lo = ps.startAddr
+            except (IndexError, AttributeError):
+                continue             # past the mapped arenas, or a page that never had a span
+            if ps.state != MSPAN_IN_USE or not lo <= p < ps.limit:
+                obj, ps, idx = h.findObject(p, b, off if b else 0)
+                if ps is not None:
+                    greyobject(gc, obj, ps, idx, gcw)
+                    wbuf = gcw.wbuf1
+                continue
+            idx = ((p - lo) * ps.divMul) >> 32                # objIndex
+            i = idx >> 3
+            bit = 1 << (idx & 7)
+            bits = ps.gcmarkBits
+            if bits[i] & bit:
+                continue             # already marked
+            lk = ps.gcmarkLock       # or8(bits, i, bit) written out, under or8's lock for bits
+            lk.acquire()
+            try:
+                old = bits[i]
+                bits[i] = old | bit
+            finally:
+                lk.release()
+            if old & bit:
+                continue             # another marker won the race
+            if loud:
+                yp("mark.greyobject")
+            marked += ps.elemsize
+            if ps.spanclass & 1:
+                continue             # noscan: black at once
+            mf = ps.markFrom
+            if 0 <= mf <= idx and not ps.allocBits[i] & bit:
+                continue             # allocated during mark: black (gcmarknewobject)
+            if len(wbuf) < WORKBUF_NOBJ:
+                wbuf.append(lo + idx * ps.elemsize)
+            else:
+                gcw.put(lo + idx * ps.elemsize)
+                wbuf = gcw.wbuf1
+        if buf is not None:
+            break
         gcw.heapScanWork += 8 * (len(offs) or 1)
+        if not drain or gcw.heapScanWork >= GC_CREDIT_SLACK:
+            break
+        if not gc.blackenEnabled and preemptible:
+            break
+        if not lists.nfull:
+            gcw.balance()
+            wbuf = gcw.wbuf1
+        if not wbuf:
+            break
+        b = wbuf.pop()
+    gcw.bytesMarked += marked
 
 
 def gcmarknewobjects(s) -> int:
@@ -316,7 +339,10 @@ def gcDrain(gc, gcw, flags: int = 0, check=None) -> None:
         b = w.pop() if w else gcw.tryGet()      # tryGet's fast path
         if not b:
             break
-        scanobject(gc, b, gcw)
+        if gc.yp is QUIET_YIELD:     # (read each time: a stopped run rebinds it to one that raises)
+            scanobject(gc, b, gcw, None, True, preemptible)   # and the objects after it in wbuf1
+        else:
+            scanobject(gc, b, gcw)
         if gcw.heapScanWork >= GC_CREDIT_SLACK:
             checkWork -= gcw.heapScanWork
             gc.flush_scan_work(gcw, flags & DRAIN_FLUSH_BG_CREDIT)

@@ -64,15 +64,15 @@ How each piece maps (go-weave -> here):
                            --stack-scan rescan, go-weave's barriers are
                            --barrier yuasa / hybrid / hybrid-cond / dijkstra
                            (and none, which the issue's table adds).
-                           One difference stays: go-weave drains its grey
-                           set in any order, so a stack may be scanned
-                           after heap objects are black; ours is Go's (the
-                           stacks are root jobs taken before the heap is
-                           drained, each scanned at its owner's next safe
-                           point), so Yuasa's hole (an unscanned stack
-                           storing into a black object, then dropping the
-                           pointer) cannot open here: yuasa + concurrent
-                           keeps everything on this world
+                           go-weave drains its grey set in any order, so
+                           a stack may be scanned after heap objects are
+                           black: that is --mark-order weave.  Go's order
+                           (the default: the stacks are root jobs taken
+                           before the heap is drained, each scanned at its
+                           owner's next safe point) keeps Yuasa's hole (an
+                           unscanned stack storing into a black object,
+                           then dropping the pointer) shut: yuasa +
+                           concurrent loses only with --mark-order weave
                            (docs/barrier-study.md; hide-pointer opens it
                            with allocate-black)
     checkmark()            --godebug gccheckmark=1 at mark termination:
