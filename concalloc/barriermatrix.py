@@ -109,12 +109,14 @@ def run_matrix(base: Config, runs: int, runner, stop_at_first: bool = True, prog
     return out
 
 
-def screen_for(enabled: bool):
-    """run_cell's screen under --screen: keep a seed unless its workload's screen rules it out."""
-    if not enabled:
+def screen_for(mode):
+    """run_cell's screen under --screen [sound|likely]: keep a seed unless its
+    workload's screen (or, 'likely', its heuristic tier) rules it out."""
+    if not mode:
         return None
     from .workloads import screened_out
-    return lambda cfg: not screened_out(cfg)
+    likely = mode == "likely"
+    return lambda cfg: not screened_out(cfg, likely)
 
 
 def parse_cells(text: str) -> list[tuple[str, str]]:

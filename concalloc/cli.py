@@ -227,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--all", action="store_true", help="run every seed, not only up to a cell's first loss")
     b.add_argument("--cells", default=None, metavar="B+S,...",
                    help="only these cells, e.g. hybrid+concurrent,dijkstra+rescan (default: all 15)")
-    b.add_argument("--screen", action="store_true", help="skip the seeds whose program the workload's "
-                   "screen rules out (weave: cannot lose under the cell's barrier); the table counts them")
+    b.add_argument("--screen", nargs="?", const="sound", choices=("sound", "likely"),
+                   help="skip the seeds whose program the workload's screen rules out (weave: cannot lose "
+                   "under the cell's barrier); the table counts them.  'likely': the screen's heuristic "
+                   "tier, to find a first loss fast (a safe cell must be checked without it)")
     b.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     b.add_argument("--markdown", action="store_true", help="the table as Markdown")
     b.set_defaults(func=_cmd_barrier_matrix)

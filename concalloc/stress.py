@@ -679,7 +679,7 @@ def cmd_stress(args) -> int:
                 say(line)
         jobs = plan(grid, seeds, shard, args.timeout, ks)
         if args.screen:
-            jobs = screen_jobs(jobs, done, writer)
+            jobs = screen_jobs(jobs, done, writer, likely=args.screen == "likely")
         todo = [j for j in jobs if j.key not in done and j.kind == "run"]
         nscreened = sum(1 for j in jobs if j.kind == "screened")
         say(f"stress: {len(grid)} cell(s) x {len(seeds):,} seed(s) = {len(grid) * len(seeds):,} jobs; "
@@ -704,13 +704,13 @@ def cmd_stress(args) -> int:
     return exit_code(reports)
 
 
-def screen_jobs(jobs: list[Job], done: dict, writer) -> list[Job]:
+def screen_jobs(jobs: list[Job], done: dict, writer, likely: bool = False) -> list[Job]:
     """--screen: each job whose program the workload's screen rules out becomes a
     "screened" job, recorded at once (no run)."""
     from .workloads import screened_out
     out = []
     for j in jobs:
-        if screened_out(j.cfg):
+        if screened_out(j.cfg, likely):
             j = Job("screened", j.cell, j.cfg, j.cache, j.timeout)
             if j.key not in done:
                 rec = {"format": RECORD_FORMAT, "kind": "screened", "key": j.key, "cell": j.cell,
@@ -757,9 +757,11 @@ def register(sub) -> None:
     c.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS",
                    help="progress line interval when stderr is not a terminal (default: %(default)s)")
     c.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    c.add_argument("--screen", action="store_true",
+    c.add_argument("--screen", nargs="?", const="sound", choices=("sound", "likely"),
                    help="skip the seeds whose program the workload's screen rules out (weave: cannot lose "
-                        "under the cell); recorded and counted as screened, not run")
+                        "under the cell); recorded and counted as screened, not run.  'likely': the "
+                        "screen's heuristic tier (weave: only programs that can lose in the usual ending), "
+                        "to find a first loss fast; never to call a cell safe")
     g = p.add_argument_group("grid axes (a comma list makes one cell per value)")
     g.add_argument("--workload", required=True, metavar="NAME|FILE,...",
                    help="built-in workloads, scenario files or module[:name] (docs/workloads.md)")

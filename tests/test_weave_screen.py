@@ -109,7 +109,7 @@ def test_barrier_matrix_screen_counts_the_seeds_it_did_not_run(capsys):
     assert code == 0, err
     doc = json.loads(out)
     none, hybrid = doc["cells"]
-    assert doc["screen"] is True
+    assert doc["screen"] == "sound"
     assert none["first_loss_seed"] == 306 and none["lost"] == 1
     assert none["runs"] + none["screened"] == 306 and 0 < none["runs"] < 60
     assert none["first_loss_run"] == none["runs"]
@@ -178,3 +178,38 @@ def test_a_screen_that_is_not_a_function_is_refused(tmp_path):
     user.write_text("screen = True\n\ndef slots(cfg):\n    return 1\n\ndef run(m, cfg):\n    pass\n")
     with pytest.raises(ConfigError, match="screen is not a function"):
         get(str(user))
+
+
+def test_the_likely_tier_is_a_subset_that_drops_rare_endings():
+    # likely keeps only programs that can lose once both mutators are done: a
+    # subset of the sound screen's, strictly smaller for dijkstra (most of its
+    # kept programs lose only if the mark ends mid-iteration or at a store).
+    sound = {s for s in range(1, 401) if S.can_lose(s, "dijkstra")}
+    likely = {s for s in range(1, 401) if S.can_lose(s, "dijkstra", likely=True)}
+    assert likely < sound and len(likely) < len(sound) / 2
+    for b in ("none", "yuasa", "hybrid"):
+        for s in range(1, 201):
+            assert S.can_lose(s, b) or not S.can_lose(s, b, likely=True), (s, b)
+
+
+def test_screened_out_likely_falls_back_to_a_hook_without_the_tier(tmp_path):
+    user = tmp_path / "mine2.py"
+    user.write_text("def slots(cfg):\n    return 1\n\ndef run(m, cfg):\n    pass\n\n"
+                    "def screen(cfg):\n    return cfg.seed % 2 == 0\n")
+    assert screened_out(Config(workload=str(user), seed=3), likely=True)
+    assert not screened_out(Config(workload=str(user), seed=4), likely=True)
+    dij = WEAVE.replace(barrier="dijkstra")
+    drop = next(s for s in range(1, 400) if S.can_lose(s, "dijkstra") and not S.can_lose(s, "dijkstra", likely=True))
+    assert not screened_out(dij.replace(seed=drop)) and screened_out(dij.replace(seed=drop), likely=True)
+
+
+def test_barrier_matrix_screen_likely_runs_fewer_seeds(capsys):
+    counts = {}
+    for mode in ("sound", "likely"):
+        code, out, err = cli(capsys, "barrier-matrix", "--workload", "weave", "--runs", "200", "--json",
+                             "--screen", mode, "--cells", "dijkstra+concurrent")
+        assert code in (0, 1), err
+        doc = json.loads(out)
+        assert doc["screen"] == mode
+        counts[mode] = doc["cells"][0]["runs"]
+    assert counts["likely"] < counts["sound"]

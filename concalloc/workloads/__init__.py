@@ -13,7 +13,10 @@ A workload is a module (or any object with the same attributes) with
                        lose an object under cfg (its barrier, stack scan, ...)
                        whatever the schedule; True if it may.  It must be sound:
                        `--screen` (stress, barrier-matrix) skips the seeds it
-                       rules out, so a False that is wrong hides a loss
+                       rules out, so a False that is wrong hides a loss.
+                       It may take `likely=False`: with True (`--screen
+                       likely`) a heuristic tier that may also drop programs
+                       that lose only rarely (weave's does)
     DESCRIPTION        optional: one line saying what it does
 
 It gets the run's Config and one Mutator.  All randomness comes from m.rng,
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import re
 import sys
@@ -119,11 +123,17 @@ def variant(ref: str):
     return variants[which]()
 
 
-def screened_out(cfg) -> bool:
+def screened_out(cfg, likely: bool = False) -> bool:
     """True if cfg's workload has a screen and it rules out cfg's program (see the
-    module comment); a workload without one screens nothing out."""
+    module comment); a workload without one screens nothing out.  likely: ask for
+    the screen's heuristic tier (`screen(cfg, likely=True)`) if it has one, else
+    its proof."""
     screen = getattr(get(cfg.workload), "screen", None)
-    return screen is not None and not screen(cfg)
+    if screen is None:
+        return False
+    if likely and "likely" in inspect.signature(screen).parameters:
+        return not screen(cfg, likely=True)
+    return not screen(cfg)
 
 
 def check_workload(wl, ref: str) -> None:

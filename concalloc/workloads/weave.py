@@ -153,14 +153,16 @@ def validate(cfg) -> None:
                                    f"--procs {NUM_THREADS} (got {cfg.nmutators()} mutators)")
 
 
-def screen(cfg) -> bool:
+def screen(cfg, likely: bool = False) -> bool:
     """The workload hook behind --screen: can the program cfg.seed draws lose an
     object under cfg.barrier, under any schedule?  (weave_screen.py says how and why.)
+    likely=True (--screen likely): only programs that can lose in the usual
+    ending, a heuristic for finding a loss fast (weave_screen.can_lose).
     An injected collector fault breaks the argument: such a run is never screened out."""
     if cfg.faults:
         return True
     from .weave_screen import can_lose
-    return can_lose(cfg.seed, cfg.barrier, any_start=_may_trigger(cfg))
+    return can_lose(cfg.seed, cfg.barrier, any_start=_may_trigger(cfg), likely=likely)
 
 
 def _may_trigger(cfg) -> bool:

@@ -190,6 +190,7 @@ class Screen:
         self.initial = mem
         self.draws = (_Draws(f"{seed}:P0", skip), _Draws(f"{seed}:P1", ()))
         self.kept = {"none": 0, "dijkstra": 0, "yuasa": 0, "hybrid": 0}   # states that may lose
+        self.kept_done = dict.fromkeys(self.kept, 0)   # ... of them with both mutators done (likely)
         self.states = 0
         empty = (None, None, None, (), False)
         starts = [(mem, (0, 0), (empty, empty))]
@@ -335,8 +336,11 @@ class Screen:
             lost["dijkstra"] |= bool(lost_d)
             lost["yuasa"] |= bool(lost_y)
             lost["hybrid"] |= bool(lost_d & lost_y)
+        done = pcs[0] >= DONE and pcs[1] >= DONE
         for k, v in lost.items():
             self.kept[k] += v
+            if done:
+                self.kept_done[k] += v
 
 
 def _index(value: int) -> int:
@@ -361,15 +365,26 @@ def _set(t: tuple, i: int, v) -> tuple:
 
 
 @lru_cache(maxsize=1 << 16)
-def verdicts(seed, any_start: bool = False) -> dict[str, bool]:
-    """{condition: may lose} for program `seed` (one exploration serves every barrier)."""
-    return {k: v > 0 for k, v in Screen(seed, any_start).kept.items()}
+def verdicts(seed, any_start: bool = False, likely: bool = False) -> dict[str, bool]:
+    """{condition: may lose} for program `seed` (one exploration serves every barrier).
+    likely: only losses at a mark termination with both mutators done (see can_lose)."""
+    sc = Screen(seed, any_start)
+    return {k: v > 0 for k, v in (sc.kept_done if likely else sc.kept).items()}
 
 
-def can_lose(seed, barrier: str, any_start: bool = False) -> bool:
+def can_lose(seed, barrier: str, any_start: bool = False, likely: bool = False) -> bool:
     """False only if program `seed` loses nothing under `barrier`, whatever the schedule.
     any_start: a cycle may begin anywhere in the program (a heap trigger can fire:
-    weave.screen says when), not only at its start; each such start is explored."""
-    conds = BARRIER_CONDITIONS.get(barrier, ("none",))
-    return verdicts(seed, any_start)["hybrid" if len(conds) == 2 else conds[0]]
+    weave.screen says when), not only at its start; each such start is explored.
 
+    likely=True is a search heuristic, not a proof: it keeps only the programs
+    that can lose at a mark termination with both mutators past their last
+    write -- the usual ending, since the model's cycle outlasts its four
+    writes.  It drops programs that can lose only when the mark ends with a
+    mutator between iterations or stopped at a store (measured on seeds
+    1..3000, Go's barrier matrix settings aside: dijkstra's screen keeps 220
+    programs, 160 of them only such; 320 runs of those lost nothing, while
+    the 53 likely ones lost in 4 of 106 runs).  Use it to find a loss fast,
+    never to claim a program is safe."""
+    conds = BARRIER_CONDITIONS.get(barrier, ("none",))
+    return verdicts(seed, any_start, likely)["hybrid" if len(conds) == 2 else conds[0]]
