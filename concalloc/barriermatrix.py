@@ -165,4 +165,4 @@ def screened_note(cells: list[Cell]) -> str:
         return ""
     per = ", ".join(f"{c.barrier} + {c.stack_scan}: {c.screened}" for c in cells)
     return (f"\n\nscreened out (the workload's screen: these programs cannot lose an object "
-            f"under the cell's barrier; not run): {per}")
+            f"under the cell's barrier, or with --screen likely are unlikely to; not run): {per}")

@@ -612,7 +612,7 @@ def text_report(reports: list[CellReport], confidence: float = 0.99) -> str:
                 for c in reports if c.screened]
     if screened:
         out += ("\n\nscreened out by the workload's screen (--screen: the program cannot lose anything "
-                "under the cell; not run):\n" + "\n".join(screened))
+                "under the cell; --screen likely: it is unlikely to; not run):\n" + "\n".join(screened))
     return out
 
 
