@@ -70,7 +70,7 @@ AXES = (("--workload", "workload", str), ("--procs", "procs", int), ("--barrier"
 
 @dataclass
 class Job:
-    kind: str                  # "run", or "pilot" (a PCT cell's k, see concalloc/pct.py)
+    kind: str                  # "run", "pilot" (a PCT cell's k, see concalloc/pct.py) or "screened" (--screen)
     cell: dict                 # the axis values, for people
     cfg: Config
     cache: bool
@@ -554,7 +554,8 @@ class CellReport:
 
 
 def merge(records: list[dict]) -> list[CellReport]:
-    """Per cell, the run records (each job key once), in the order cells first appear."""
+    """Per cell, the run and screened records (each job key once, each seed once: a
+    seed both run and screened counts as run), in the order cells first appear."""
     seen: set[str] = set()
     by_cell: dict[str, CellReport] = {}
     for rec in records:
@@ -565,6 +566,9 @@ def merge(records: list[dict]) -> list[CellReport]:
         if cid not in by_cell:
             by_cell[cid] = CellReport(rec["cell"], {k: v for k, v in rec["config"].items() if k != "seed"})
         by_cell[cid].add(rec)
+    for c in by_cell.values():       # a seed run in some campaign is a run, whatever a screen said of it
+        ran = set(c.seeds)
+        c.screened = sorted({s for s in c.screened if s not in ran})
     return sorted(by_cell.values(), key=lambda c: cell_order(c.cell))
 
 
@@ -706,14 +710,18 @@ def cmd_stress(args) -> int:
 
 def screen_jobs(jobs: list[Job], done: dict, writer, likely: bool = False) -> list[Job]:
     """--screen: each job whose program the workload's screen rules out becomes a
-    "screened" job, recorded at once (no run)."""
+    "screened" job, recorded at once (no run).  A job already run stays a run;
+    the two screens keep separate records (keys), so a seed the likely tier
+    skipped is still run by a later campaign with the sound screen."""
     from .workloads import screened_out
+    mode = "likely" if likely else "sound"
     out = []
     for j in jobs:
-        if screened_out(j.cfg, likely):
-            j = Job("screened", j.cell, j.cfg, j.cache, j.timeout)
+        if j.key not in done and screened_out(j.cfg, likely):
+            j = Job("screened", j.cell, j.cfg, j.cache, j.timeout,
+                    key=job_key("screened" if mode == "sound" else "screened-likely", j.cfg, j.cache))
             if j.key not in done:
-                rec = {"format": RECORD_FORMAT, "kind": "screened", "key": j.key, "cell": j.cell,
+                rec = {"format": RECORD_FORMAT, "kind": "screened", "screen": mode, "key": j.key, "cell": j.cell,
                        "seed": j.cfg.seed, "config": run_config_dict(j.cfg, j.cache),
                        "replay": replay_command(j.cfg, j.cache), "outcome": "screened"}
                 writer.write(rec)

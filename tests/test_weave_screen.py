@@ -213,3 +213,24 @@ def test_barrier_matrix_screen_likely_runs_fewer_seeds(capsys):
         assert doc["screen"] == mode
         counts[mode] = doc["cells"][0]["runs"]
     assert counts["likely"] < counts["sound"]
+
+
+def test_stress_screens_resume_by_mode_and_count_each_seed_once(capsys, tmp_path):
+    # seeds 1..12 under dijkstra: the likely tier keeps none, the sound screen keeps 8 and 10
+    assert [s for s in range(1, 13) if S.can_lose(s, "dijkstra")] == [8, 10]
+    assert not any(S.can_lose(s, "dijkstra", likely=True) for s in range(1, 13))
+    out = tmp_path / "s.jsonl"
+    base = ("stress", "--workload", "weave", "--procs", "2", "--barrier", "dijkstra", "--scheduler", "random",
+            "--godebug", "gccheckmark=1", "--seeds", "1:12", "--jobs", "1", "--out", str(out))
+
+    def report():
+        code, rep, err = cli(capsys, "stress-report", "--json", str(out))
+        cell = json.loads(rep)["cells"][0]
+        return cell["runs"], cell["screened"]
+
+    code, _, err = cli(capsys, *base, "--screen", "likely", timeout=300)
+    assert "12 screened out" in err and report() == (0, 12)
+    code, _, err = cli(capsys, *base, "--screen", timeout=300)    # the likely records do not stand for the proof
+    assert "2 to run" in err and report() == (2, 10)
+    code, _, err = cli(capsys, *base, timeout=300)                # unscreened: the rest run, each seed once
+    assert "10 to run" in err and report() == (12, 0)

@@ -69,12 +69,13 @@ How each piece maps (go-weave -> here):
                            black: that is --mark-order weave.  Go's order
                            (the default: the stacks are root jobs taken
                            before the heap is drained, each scanned at its
-                           owner's next safe point) keeps Yuasa's hole (an
-                           unscanned stack storing into a black object,
-                           then dropping the pointer) shut: yuasa +
-                           concurrent loses only with --mark-order weave
-                           (docs/barrier-study.md; hide-pointer opens it
-                           with allocate-black)
+                           owner's next safe point) keeps Yuasa's heap
+                           hole (an unscanned stack storing into a black
+                           object, then dropping the pointer) shut; yuasa +
+                           concurrent still loses there, rarely, through
+                           the global root (docs/barrier-study.md, "Yuasa
+                           + concurrent and the drain order"; hide-pointer
+                           opens the heap hole with allocate-black)
     checkmark()            --godebug gccheckmark=1 at mark termination:
                            "checkmark found unmarked object"
     Amb / StrategyRandom   m.rng for data choices; the controlled scheduler

@@ -382,9 +382,9 @@ def can_lose(seed, barrier: str, any_start: bool = False, likely: bool = False) 
     write -- the usual ending, since the model's cycle outlasts its four
     writes.  It drops programs that can lose only when the mark ends with a
     mutator between iterations or stopped at a store (measured on seeds
-    1..3000, Go's barrier matrix settings aside: dijkstra's screen keeps 220
-    programs, 160 of them only such; 320 runs of those lost nothing, while
-    the 53 likely ones lost in 4 of 106 runs).  Use it to find a loss fast,
+    1..3000, the bench's settings, two schedules each: dijkstra's screen
+    keeps 220 programs, 167 of them only such; their 334 runs lost nothing,
+    while the 53 likely ones lost in 4 of 106 runs).  Use it to find a loss fast,
     never to claim a program is safe."""
     conds = BARRIER_CONDITIONS.get(barrier, ("none",))
     return verdicts(seed, any_start, likely)["hybrid" if len(conds) == 2 else conds[0]]
