@@ -25,6 +25,14 @@ subject repetitions interleaved, medians taken):
     gc.barrier_store_ratio_marked  the same stores later in the same mark
                                phase, after the drain: every target already
                                marked.  No target.
+    gc.barrier_store_ratio_bound   the same stores right after gcStart through
+                               the same store path, with each full buffer
+                               given to a flush that does only the per-pointer
+                               work any flush must (its span lookups cut to a
+                               dict lookup, no lock): a lower bound on barrier_store_ratio for
+                               any Python version of Go's wbBufFlush1.  No
+                               target.  Go 1.19 itself, on this test:
+                               fidelity/go119/barrier.json.
     gc.throughput_ratio        ring allocations per second, 4 Ps, same steps,
                                with the collector on (GOGC 100) over with it
                                off (GOGC off).  Target >= 0.5.
@@ -45,6 +53,7 @@ import time
 from collections import deque
 from types import SimpleNamespace
 
+from concalloc import mutator as _mutator
 from concalloc.config import Config
 from concalloc.gc import mark as _mark
 from concalloc.memory import Type
@@ -224,7 +233,8 @@ def barrier_store_ratio(reps: int, live: int, batch: int) -> dict[str, float]:
     a cycle, after gcStart and before any draining: the barrier's buffer
     flushes grey what they shade) vs off (between cycles).  The same
     (obj, ptr) pairs on both sides; the untimed rest of each cycle (drain,
-    mark termination) runs after the barrier batch."""
+    mark termination) runs after the barrier batch.  Then the bound (see
+    barrier_flush_bound) against the same floor on the same graph."""
     h = MarkHarness(live)
     try:
         rng = random.Random(2)
@@ -263,15 +273,76 @@ def barrier_store_ratio(reps: int, live: int, batch: int) -> dict[str, float]:
         fs, ss = interleave(floor, subject, reps)
         if calls[0] != reps * batch:
             raise AssertionError(f"{calls[0]} barrier calls for {reps * batch} stores during mark")
+        bfs_, bs = interleave(floor, barrier_flush_bound(h, stores), reps)
         return {
             "gc.store_nobarrier_ns": median(fs),
             "gc.store_barrier_ns": median(ss),
             "gc.barrier_store_ratio": median(ss) / median(fs),
             "gc.store_barrier_marked_ns": median(late),
             "gc.barrier_store_ratio_marked": median(late) / median(fs),
+            "gc.store_barrier_bound_ns": median(bs),
+            "gc.barrier_store_ratio_bound": median(bs) / median(bfs_),
         }
     finally:
         h.close()
+
+
+def barrier_flush_bound(h: MarkHarness, stores):
+    """The subject of gc.barrier_store_ratio_bound: the same stores right
+    after gcStart, through the same store path (the quiet hybrid barrier's
+    append), but each full buffer handed to a flush that does only what any
+    flush must do per pointer -- skip nil, find the object's mark bit, test
+    it, set it and queue the object if it was clear -- with the finding cut
+    to one dict lookup (each node to its bit, built before timing), no
+    lock, no span checks, on zeroed copies of the mark bits.  It is not a correct
+    flush; it is a lower bound on what Go's wbBufFlush1 can cost written in
+    Python, so a bound above 2 says that no version of it meets the target
+    (docs/gc-bench.md).
+
+    Leaving the real marks alone is safe here: nothing is black before the
+    drain (no root scanned, nothing allocated), and every node stays
+    reachable through field 0, which no store touches."""
+    gc, m = h.gc, h.m
+    copies: dict[int, bytearray] = {}
+    where: dict[int, tuple[bytearray, int, int]] = {}
+    for x in h.nodes:
+        _, s, idx = gc.h.findObject(x)
+        bits = copies.setdefault(id(s), bytearray(len(s.gcmarkBits)))
+        where[x] = (bits, idx >> 3, 1 << (idx & 7))
+    grey: list[int] = []
+
+    def flush(gc, p) -> bool:
+        buf = p.wbBuf
+        p.wbBuf = []
+        for ptr in buf:
+            if ptr:
+                bits, i, bit = where[ptr]
+                old = bits[i]
+                if not old & bit:
+                    bits[i] = old | bit
+                    grey.append(ptr)
+        return True
+
+    def subject() -> float:
+        for bits in copies.values():
+            bits[:] = bytes(len(bits))
+        grey.clear()
+        rec = h.start()
+        if getattr(m.store, "__func__", None) is not _mutator.Mutator._store_hybrid_quiet:
+            raise AssertionError("the quiet hybrid store is not installed: the bound needs its path")
+        real, _mutator.wbBufFlush1 = _mutator.wbBufFlush1, flush
+        try:
+            ns = stores()
+        finally:
+            _mutator.wbBufFlush1 = real
+        if not grey:
+            raise AssertionError("the bound's flush greyed nothing")
+        m.p.wbBuf = []          # the unflushed rest: dropped, as the flushes were
+        h.drain()
+        h.finish(rec)
+        return ns
+
+    return subject
 
 
 # --- real runs: gc.stw_mark_term_fraction, gc.throughput_ratio ---------------------------
@@ -329,21 +400,26 @@ def throughput_ratio(reps: int, steps: int, gogc: int = 100) -> dict[str, float]
     }
 
 
+#: (reps, live nodes of the marking graph, stores per barrier batch, ring steps)
+SETTINGS = {"tiny": (2, 500, 512, 2000), "quick": (5, 20000, 4096, 12000),
+            "full": (11, 50000, 8192, 30000)}
+
+
+def barrier_graph(live: int) -> int:
+    """Nodes of the barrier figures' graph (fidelity/barrier's -live in Go)."""
+    return max(live // 4, 256)
+
+
 def run(quick: bool = False, tiny: bool = False) -> dict[str, float]:
     """tiny: a smoke run of a few seconds for the tests, with GOGC 10 so that
     its short runs see cycles at all (its figures are sane, not the bench's)."""
     gogc = 10 if tiny else 100
-    if tiny:
-        reps, live, batch, steps = 2, 500, 512, 2000
-    elif quick:
-        reps, live, batch, steps = 5, 20000, 4096, 12000
-    else:
-        reps, live, batch, steps = 11, 50000, 8192, 30000
+    reps, live, batch, steps = SETTINGS["tiny" if tiny else "quick" if quick else "full"]
     out: dict[str, float] = {}
     progress(f"gc: marker vs breadth-first walk, {live} live objects, {reps} reps")
     out.update(mark_vs_bfs(reps, live))
     progress(f"gc: store with / without the hybrid barrier, {reps} batches of {batch}")
-    out.update(barrier_store_ratio(reps, max(live // 4, 256), batch))
+    out.update(barrier_store_ratio(reps, barrier_graph(live), batch))
     run_reps = 2 if tiny else 3 if quick else 5
     progress(f"gc: mark termination vs concurrent mark, {run_reps} runs of 4 Ps x {steps} steps")
     out.update(stw_mark_term_fraction(run_reps, steps, gogc))

@@ -1,0 +1,3 @@
+module concalloc/fidelity/barrier
+
+go 1.19
