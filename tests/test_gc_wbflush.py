@@ -141,3 +141,20 @@ def test_wbshaded_is_bounded(heap):
     p.gcw.dispose()
     heap.drain()
     heap.finish(rec)
+
+
+def test_shadebuf_greys_the_unshaded_part_of_a_partly_shaded_buffer(heap):
+    """The all-shaded early out must not swallow a buffer with one new pointer."""
+    gc, n = heap.gc, heap.nodes
+    p = gc.allp[0]
+    rec = heap.start()
+    barrier.shadebuf(gc, p, p.gcw, [n[20], n[21]])
+    queued = len(p.gcw)
+    barrier.shadebuf(gc, p, p.gcw, [n[20], n[21], n[20]])          # all shaded: nothing new
+    assert len(p.gcw) == queued
+    barrier.shadebuf(gc, p, p.gcw, [n[20], n[21], n[22], n[20]])   # one new pointer
+    s = gc.h.spanOf(n[22])
+    assert s.isMarked(s.objIndex(n[22])) and len(p.gcw) == queued + 1
+    p.gcw.dispose()
+    heap.drain()
+    heap.finish(rec)

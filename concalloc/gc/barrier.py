@@ -82,7 +82,9 @@ def shadebuf(gc, p, gcw, buf: list[int]) -> None:
     Mark bits only go 0 -> 1 during mark, so such a pointer's object is
     still marked and the pointer is dropped with one set lookup, where Go
     reads the mark bit (a few ns in Go, a span lookup here).  Nil and a
-    pointer repeated in the buffer are dropped with it.
+    pointer repeated in the buffer are dropped with it.  Late in mark
+    nearly every buffer is all shaded already: one issuperset pass (set
+    lookups, stopping at the first miss) answers that without building a set.
 
     The rest are sorted, so the pointers into one span come as one run:
     the span is looked up and its fields read once, its mark-bit lock
@@ -93,6 +95,8 @@ def shadebuf(gc, p, gcw, buf: list[int]) -> None:
     not into an in-use span's object area goes to findObject (ignored or
     reported) and greyobject."""
     seen = p.wbShaded
+    if seen.issuperset(buf):
+        return                                 # all shaded this cycle already (late in mark, the usual case)
     fresh = set(buf).difference(seen)          # (not `-=`: that walks all of seen)
     if len(seen) >= WBSHADED_MAX:
         seen.clear()                           # a bound on its memory: a miss only costs the lookup
