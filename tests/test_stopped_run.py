@@ -50,7 +50,8 @@ def stop_inside_mcentral_search(rt) -> list[str]:
     {"lock_stats": True, "lockrank": False},    # the CLI's mutexes (StatsMutex)
     {"lock_stats": False, "lockrank": True},    # the library's default (RankedMutex)
     {"lock_stats": False, "lockrank": False},   # the bare lock: a wait on it is not interruptible
-], ids=["stats", "ranked", "plain"])
+    {"lock_stats": True, "events": True},       # --trace, the oracles (InstrumentedMutex)
+], ids=["stats", "ranked", "plain", "instrumented"])
 def test_a_thread_stopped_inside_mcentral_gives_its_lock_back(kind):
     cfg = Config(procs=2, seconds=30, reserve_bytes=1 << 30, **kind)
     with Runtime(cfg) as rt:
