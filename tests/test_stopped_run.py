@@ -62,3 +62,49 @@ def test_a_thread_stopped_inside_mcentral_gives_its_lock_back(kind):
     assert isinstance(res.error, Stopped), repr(res.error)
     assert held == []
     assert res.memstats and res.memstats["Mallocs"] > 0     # what was measured is reported
+
+
+class _HoldsMcentral:
+    """P0 caches a span, then holds that span class's mcentral lock from before
+    the stop until `release` is set; the other mutators allocate until stopped."""
+
+    def __init__(self):
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def slots(self, cfg) -> int:
+        return 4
+
+    def run(self, m, cfg) -> None:
+        m.alloc(64)
+        if m.name != "P0":
+            while m.running():
+                m.alloc(64)
+            return
+        c = m.c
+        spc = next(i for i, s in enumerate(c.alloc) if s is not c.emptymspan)
+        with m.rt.heap.mheap.central[spc].lock:     # as a holder too slow to unwind in time
+            self.holding.set()
+            self.release.wait(30)
+
+
+def test_a_thread_that_did_not_unwind_keeps_the_world_from_being_read(monkeypatch):
+    """Past the abort grace the run's thread returns with P0 still running and
+    holding the lock of the span class it caches: reading MemStats would flush
+    P0's mcache under that lock (and raised Aborted out of run); the run is
+    reported without the world-stopped reads instead, naming the stuck thread."""
+    from concalloc.sync import sched
+    monkeypatch.setattr(sched, "ABORT_GRACE", 0.2)
+    work = _HoldsMcentral()
+    with Runtime(Config(procs=2, seconds=30, reserve_bytes=1 << 30, lock_stats=True, lockrank=False),
+                 workload=work) as rt:
+        threading.Thread(target=lambda: work.holding.wait(30) and rt.sched.abort(Stopped("stop")),
+                         daemon=True).start()
+        try:
+            res = rt.run_bounded(60)
+        finally:
+            work.release.set()
+    assert work.holding.is_set()
+    assert isinstance(res.error, Stopped) and "P0" in rt.sched.stuck
+    assert "threads that did not unwind: P0" in "".join(getattr(res.error, "__notes__", []))
+    assert res.memstats == {} and res.stw == {}
