@@ -442,6 +442,9 @@ def run_demo(args) -> int:
             print("\n" + breakdown_table(res.vtime))
         if report != "-":
             breakdown_png(res.vtime, report)
+    if rt.sched.stuck:      # still running: the world-stopped reads were left out
+        print(f"concalloc: threads that did not unwind: {', '.join(rt.sched.stuck)} "
+              "(MemStats and pauses not read)", file=sys.stderr)
     if interrupted:
         print(f"concalloc: interrupted after {res.elapsed:.1f} s; the report covers the run so far",
               file=sys.stderr)

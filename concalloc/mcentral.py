@@ -55,25 +55,25 @@ class MCentral:
 
     def cacheSpan(self):
         """Allocate a span to use in an mcache (oldCacheSpan, with 1.19's
-        sweep credit and sweepLocker)."""
+        sweep credit and sweepLocker).
+
+        The lock is held only inside `with self.lock`: the search below takes
+        sweep ownership of spans (a yield point), and a stopped run raises
+        Aborted at yield points, so a thread that unwinds from here must give
+        the lock back (the run's own thread flushes every mcache after it)."""
         h = self.heap
         deductSweepCredit(h, self.npages << PAGE_SHIFT, 0)
         sl = h.sweep.active.begin()
-        self.lock.lock()
         while True:
-            s, ss = self._find_in_nonempty(sl)
-            if s is not None:
-                self.lock.unlock()
-                if ss is not None:
-                    ss.sweep(True)
+            with self.lock:
+                s, ss = self._find_in_nonempty(sl)
+                from_empty = s is None
+                if from_empty:
+                    s, ss = self._find_in_empty(sl)
+            if ss is not None:
+                ss.sweep(True)
+            if s is None or not from_empty or self._usable_after_sweep(s):
                 break
-            s, retry = self._find_in_empty(sl)
-            if retry:
-                self.lock.lock()
-                continue
-            if s is None:
-                self.lock.unlock()
-            break
         if sl.valid:
             h.sweep.active.end(sl)
         if s is None:
@@ -100,8 +100,9 @@ class MCentral:
         return None, None
 
     def _find_in_empty(self, sl):
-        """Returns (span, retry).  Called with the lock held; on a span or a
-        retry the lock has been released."""
+        """(span, sweepLocked) of an unswept span from empty, moved to its
+        back, to sweep once the lock is released; (None, None) if there is
+        none.  Lock held."""
         sg = sl.sweepGen
         for s in self.empty:
             if s.sweepgen == sg - 2 and sl.valid:
@@ -110,17 +111,21 @@ class MCentral:
                     continue
                 self.empty.remove(s)
                 self.empty.insertBack(s)
-                self.lock.unlock()
-                ss.sweep(True)
-                freeIndex = s.nextFreeIndex()
-                if freeIndex != s.nelems:
-                    s.freeindex = freeIndex  # nextFreeIndex stepped past it
-                    return s, False
-                return None, True
+                return s, ss
             if s.sweepgen == sg - 1 or s.sweepgen == sg - 2:
                 continue
             break  # swept spans sit at the back: nothing further is usable
-        return None, False
+        return None, None
+
+    @staticmethod
+    def _usable_after_sweep(s) -> bool:
+        """A span from empty, just swept: has sweeping freed a slot?  (Else
+        the search starts again.)"""
+        freeIndex = s.nextFreeIndex()
+        if freeIndex == s.nelems:
+            return False
+        s.freeindex = freeIndex  # nextFreeIndex stepped past it
+        return True
 
     def _havespan(self, s):
         h = self.heap

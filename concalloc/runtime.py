@@ -40,7 +40,7 @@ from .runconfig import (DEFAULT_CONTROLLED_STEPS, DEFAULT_SECONDS, replay_comman
                         run_config_dict, schedule_seed, scheduler_options, with_run_bounds, write_schedule)
 from .runresult import (EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, Hang,  # noqa: F401
                         RunResult, RunTimeout, exit_code_for)
-from .sync import Aborted, AtomicInt, Deadlock, SyncContext, Watchdog, make_scheduler
+from .sync import Aborted, AtomicInt, SyncContext, Watchdog, make_scheduler
 from .trace import recorder_for, write_chrome_trace
 
 RUN_THREAD = "run"       # the name of the thread that drives Runtime.run
@@ -258,10 +258,16 @@ class Runtime:
         res.exit_code = exit_code_for(res.error)
         if isinstance(res.error, Violation):
             res.violations.append(res.error.to_dict())
-        if not isinstance(res.error, (Deadlock, Hang)) or not self.sched.alive():
+        # MemStats flushes every mcache and the pause table is read under
+        # sched.lock: both need the world stopped.  A thread still running (one
+        # that did not unwind within the abort grace: sched.stuck) denies it,
+        # and may hold those locks: reading them then would race with it, or
+        # wait on its lock (and raise Aborted here, which is not a managed thread).
+        stopped = not self.sched.alive()
+        if stopped:
             res.memstats = self.heap.read_memstats()
         res.locks = self.sync.lock_stats() if cfg.lock_stats else {}
-        res.stw = self.world.pause_table()
+        res.stw = self.world.pause_table() if stopped else {}
         res.mutators = {m.name: {"allocs": m.nalloc, "ptr_ops": m.nptr} for m in self.mutators}
         res.sched = {"kind": self.sched.kind, "seed": schedule_seed(cfg), "steps": self.sched.steps,
                      "checks": self.nchecks}

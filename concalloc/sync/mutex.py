@@ -404,7 +404,12 @@ class InstrumentedMutex(Mutex):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not Aborted:     # a stopped run does not tidy up its locks
+        # A thread unwinding from a stopped run gives the lock back under free
+        # threads, as every other kind's with does: the run's own thread reads
+        # the heap after join_all (read_memstats takes mcentral locks).  Under a
+        # controlled scheduler unlock is a decision, which a stopped run cannot
+        # take: there the lock stays with the unwound thread.
+        if exc_type is not Aborted or not self._sched.controlled:
             self.unlock()
 
     def locked(self) -> bool:
