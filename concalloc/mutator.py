@@ -10,8 +10,8 @@ Every allocation and every heap pointer load/store is a yield point with a
 stable label, and its top is a safe point: there the P parks if the world is
 being stopped and runs the safe-point functions the collector asked of it
 (its stack scan, flushing its write-barrier buffer).  Under a controlled
-scheduler whose `sparse_memory` is set (random, pct, replay; not vtime,
-which charges each load and store) every heap load/store is a decision
+scheduler whose `sparse_memory` is set (random, pct, replay, vtime; vtime
+still charges the skipped ones to the P's clock) every heap load/store is a decision
 only while the collector marks (gcphase != off): that is when an
 interleaving of memory operations can break the collector, and outside it
 the allocations still interleave the Ps.  Outside marking one load/store
@@ -75,6 +75,8 @@ class Mutator:
         self._yield = rt.sync.yield_point
         self._mh = rt.heap.mheap
         self._mem_always = not getattr(rt.sched, "sparse_memory", False)   # else see _mem_decision
+        if getattr(rt.sched, "prices_yield_points", False):
+            self._mem_decision = self._mem_decision_charged
         self._mem_quiet = 0             # owned by the P: loads/stores since its last memory decision
         # A stopped OS run rebinds the context's yield point to one that raises
         # Aborted; follow it, or a mutator that only loads and stores never unwinds.
@@ -142,7 +144,7 @@ class Mutator:
     # --- heap pointer fields ---
     def load(self, obj: int, field: int) -> int:
         """Load pointer word `field` of the object at obj."""
-        if self._mem_always or self._mem_decision():
+        if self._mem_always or self._mem_decision(self._lbl_load):
             self._yield(self._lbl_load)
         p = self.p
         if p.preempt:
@@ -152,7 +154,7 @@ class Mutator:
 
     def store(self, obj: int, field: int, value: int) -> None:
         """Store a pointer into word `field` of obj, through the write barrier."""
-        if self._mem_always or self._mem_decision():
+        if self._mem_always or self._mem_decision(self._lbl_store):
             self._yield(self._lbl_store)
         p = self.p
         if p.preempt:
@@ -228,13 +230,26 @@ class Mutator:
             wb(self, slot, value)
         self._mem.store(slot, value)
 
-    def _mem_decision(self) -> bool:
-        """sparse_memory: is this load/store a decision?  Always while the
-        collector marks, else one in MEM_STRIDE."""
+    def _mem_decision(self, label: str) -> bool:
+        """sparse_memory: is this load/store (yield label `label`) a
+        decision?  Always while the collector marks, else one in MEM_STRIDE."""
         if self._mh.gcphase:
             return True
         n = self._mem_quiet = self._mem_quiet + 1
         if n < MEM_STRIDE:
+            return False
+        self._mem_quiet = 0
+        return True
+
+    def _mem_decision_charged(self, label: str) -> bool:
+        """_mem_decision under a scheduler that prices yield points (vtime):
+        a load/store that is no decision is still charged its label's cost,
+        so the P's clock is what it would be had every one been decided."""
+        if self._mh.gcphase:
+            return True
+        n = self._mem_quiet = self._mem_quiet + 1
+        if n < MEM_STRIDE:
+            self._sched.charge(label)
             return False
         self._mem_quiet = 0
         return True

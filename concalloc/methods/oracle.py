@@ -35,7 +35,7 @@ def bind_mutator(method, m) -> None:
         return method.malloc(m, size, typ)
 
     def load(obj: int, field: int) -> int:
-        if m._mem_always or m._mem_decision():
+        if m._mem_always or m._mem_decision(m._lbl_load):
             m._yield(m._lbl_load)
         if checked:
             check_field(method, obj, field)
@@ -46,7 +46,7 @@ def bind_mutator(method, m) -> None:
         return v
 
     def store(obj: int, field: int, value: int) -> None:
-        if m._mem_always or m._mem_decision():
+        if m._mem_always or m._mem_decision(m._lbl_store):
             m._yield(m._lbl_store)
         if checked:
             check_field(method, obj, field)

@@ -94,7 +94,8 @@ class VtimeStrategy(Strategy):
 class VtimeScheduler(ControlledScheduler):
     clock_unit = "ns"
     clock_name = "virtual"
-    sparse_memory = False       # every load and store is charged, so every one is a decision
+    sparse_memory = True        # outside marking most loads/stores are charged without a decision
+    prices_yield_points = True  # (Mutator._mem_decision_charged)
 
     def __init__(self, seed: int, costs=None, max_steps: int = 1_000_000):
         from .. import costmodel
