@@ -75,8 +75,8 @@ class Mutator:
         self._yield = rt.sync.yield_point
         self._mh = rt.heap.mheap
         self._mem_always = not getattr(rt.sched, "sparse_memory", False)   # else see _mem_decision
-        if getattr(rt.sched, "prices_yield_points", False):
-            self._mem_decision = self._mem_decision_charged
+        # vtime: charges the loads/stores _mem_decision does not decide (set once, read-only)
+        self._mem_charge = rt.sched.charge if getattr(rt.sched, "prices_yield_points", False) else None
         self._mem_quiet = 0             # owned by the P: loads/stores since its last memory decision
         # A stopped OS run rebinds the context's yield point to one that raises
         # Aborted; follow it, or a mutator that only loads and stores never unwinds.
@@ -232,24 +232,16 @@ class Mutator:
 
     def _mem_decision(self, label: str) -> bool:
         """sparse_memory: is this load/store (yield label `label`) a
-        decision?  Always while the collector marks, else one in MEM_STRIDE."""
+        decision?  Always while the collector marks, else one in MEM_STRIDE.
+        Under a scheduler that prices yield points (vtime) one that is no
+        decision is still charged its label's cost, so the P's clock is what
+        it would be had every one been decided."""
         if self._mh.gcphase:
             return True
         n = self._mem_quiet = self._mem_quiet + 1
         if n < MEM_STRIDE:
-            return False
-        self._mem_quiet = 0
-        return True
-
-    def _mem_decision_charged(self, label: str) -> bool:
-        """_mem_decision under a scheduler that prices yield points (vtime):
-        a load/store that is no decision is still charged its label's cost,
-        so the P's clock is what it would be had every one been decided."""
-        if self._mh.gcphase:
-            return True
-        n = self._mem_quiet = self._mem_quiet + 1
-        if n < MEM_STRIDE:
-            self._sched.charge(label)
+            if self._mem_charge is not None:
+                self._mem_charge(label)
             return False
         self._mem_quiet = 0
         return True

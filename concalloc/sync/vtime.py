@@ -95,7 +95,7 @@ class VtimeScheduler(ControlledScheduler):
     clock_unit = "ns"
     clock_name = "virtual"
     sparse_memory = True        # outside marking most loads/stores are charged without a decision
-    prices_yield_points = True  # (Mutator._mem_decision_charged)
+    prices_yield_points = True  # so Mutator._mem_decision charges the loads/stores it does not decide
 
     def __init__(self, seed: int, costs=None, max_steps: int = 1_000_000):
         from .. import costmodel
