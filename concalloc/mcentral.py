@@ -63,19 +63,17 @@ class MCentral:
         the lock back (the run's own thread flushes every mcache after it)."""
         h = self.heap
         deductSweepCredit(h, self.npages << PAGE_SHIFT, 0)
-        sl = h.sweep.active.begin()
-        while True:
-            with self.lock:
-                s, ss = self._find_in_nonempty(sl)
-                from_empty = s is None
-                if from_empty:
-                    s, ss = self._find_in_empty(sl)
-            if ss is not None:
-                ss.sweep(True)
-            if s is None or not from_empty or self._usable_after_sweep(s):
-                break
-        if sl.valid:
-            h.sweep.active.end(sl)
+        with h.sweep.active.begin() as sl:      # its exit is sweep.active.end, unwinding too
+            while True:
+                with self.lock:
+                    s, ss = self._find_in_nonempty(sl)
+                    from_empty = s is None
+                    if from_empty:
+                        s, ss = self._find_in_empty(sl)
+                if ss is not None:
+                    ss.sweep(True)
+                if s is None or not from_empty or self._usable_after_sweep(s):
+                    break
         if s is None:
             s = self.grow()
             with self.lock:
@@ -193,22 +191,17 @@ class MCentral:
         reclaimer, whose sweeps take mcentral locks."""
         h = self.heap
         deductSweepCredit(h, class_to_size[self.spanclass >> 1], 0)
-        sl = h.sweep.active.begin()
-        try:
-            with self.lock:
-                x = self._alloc_from_lists(sl)
-                if x:
-                    return x, False
-                s = self.grow(reclaim=False)
-                x = self._take_slot(s)
-                if s.allocCount == s.nelems:
-                    self.empty.insertBack(s)
-                else:
-                    self.nonempty.insert(s)
-                return x, True
-        finally:
-            if sl.valid:
-                h.sweep.active.end(sl)
+        with h.sweep.active.begin() as sl, self.lock:
+            x = self._alloc_from_lists(sl)
+            if x:
+                return x, False
+            s = self.grow(reclaim=False)
+            x = self._take_slot(s)
+            if s.allocCount == s.nelems:
+                self.empty.insertBack(s)
+            else:
+                self.nonempty.insert(s)
+            return x, True
 
     def _alloc_from_lists(self, sl) -> int:
         """A slot from the first usable span on nonempty, sweeping unswept

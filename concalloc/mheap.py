@@ -38,7 +38,7 @@ from .gc.pacer import GCController
 from .gc.scavenge import scavengeGoals, scavengerState, scavenge_for_alloc
 from .gc.sweep import isSweepDone, sweepdata
 from .sizeclasses import NUM_SPAN_CLASSES
-from .sync import AtomicInt, Rank, SyncContext
+from .sync import AtomicInt, Hold, Rank, SyncContext
 from .sysmem import (ARENA_BASE, HEAP_ARENA_SHIFT, PAGE_SHIFT, PAGE_SIZE,
                      PAGES_PER_ARENA, OutOfMemory, SysMem)
 
@@ -309,71 +309,76 @@ class MHeap:
     def reclaim(self, npage: int) -> None:
         """Sweep and free spans with no marked object until npage pages have
         come back to the heap (or every arena was scanned).  Pages freed by
-        other sweepers count first (reclaimCredit).  mheap.lock not held."""
+        other sweepers count first (reclaimCredit).  mheap.lock not held; it
+        is taken at the first chunk and held across chunks, except while
+        reclaimChunk sweeps a span (a Hold: unwinding from that sweep
+        neither takes it back nor releases it)."""
         if self.reclaimIndex.load() >= RECLAIM_DONE:
             return
         arenas = self.sweepArenas
-        locked = False
-        try:
-            while npage > 0:
-                credit = self.reclaimCredit.load()
-                if credit > 0:
-                    take = min(credit, npage)
-                    if self.reclaimCredit.cas(credit, credit - take):
-                        npage -= take
-                    continue
-                idx = self.reclaimIndex.add(PAGES_PER_RECLAIMER_CHUNK) - PAGES_PER_RECLAIMER_CHUNK
-                if idx // PAGES_PER_ARENA >= arenas:
-                    self.reclaimIndex.store(RECLAIM_DONE)
-                    break
-                if not locked:
-                    self.lock.lock()
-                    locked = True
-                nfound = self.reclaimChunk(idx, PAGES_PER_RECLAIMER_CHUNK)
+        npage, idx = self._reclaimNextChunk(npage, arenas)
+        if idx < 0:
+            return
+        with Hold(self.lock) as hold:
+            while idx >= 0:
+                nfound = self.reclaimChunk(idx, PAGES_PER_RECLAIMER_CHUNK, hold)
                 if nfound <= npage:
                     npage -= nfound
                 else:
                     self.reclaimCredit.add(nfound - npage)
                     npage = 0
-        finally:
-            if locked:
-                self.lock.unlock()
+                npage, idx = self._reclaimNextChunk(npage, arenas)
 
-    def reclaimChunk(self, pageIdx: int, n: int) -> int:
+    def _reclaimNextChunk(self, npage: int, arenas: int) -> tuple[int, int]:
+        """Pay what reclaimCredit can of npage, then claim the next chunk:
+        (pages still needed, the chunk's first page index), or index -1 when
+        nothing is needed or every arena has been claimed."""
+        while npage > 0:
+            credit = self.reclaimCredit.load()
+            if credit > 0:
+                take = min(credit, npage)
+                if self.reclaimCredit.cas(credit, credit - take):
+                    npage -= take
+                continue
+            idx = self.reclaimIndex.add(PAGES_PER_RECLAIMER_CHUNK) - PAGES_PER_RECLAIMER_CHUNK
+            if idx // PAGES_PER_ARENA >= arenas:
+                self.reclaimIndex.store(RECLAIM_DONE)
+                return npage, -1
+            return npage, idx
+        return npage, -1
+
+    def reclaimChunk(self, pageIdx: int, n: int, hold: Hold) -> int:
         """Sweep the unmarked in-use spans that start in pages [pageIdx,
-        pageIdx+n); returns the pages freed.  Called with mheap.lock held; drops
-        it around each sweep (sweeping takes mcentral locks, which rank below)."""
-        sl = self.sweep.active.begin()
-        if not sl.valid:
-            return 0
-        nfreed = 0
-        while n > 0:
-            ha = self.arenas[pageIdx // PAGES_PER_ARENA]
-            arenaPage = pageIdx % PAGES_PER_ARENA
-            lo = arenaPage >> 3
-            hi = min(lo + (n >> 3), len(ha.pageInUse))
-            inUse, marked = ha.pageInUse, ha.pageMarks
-            for i in range(lo, hi):
-                inUseUnmarked = inUse[i] & ~marked[i]
-                if not inUseUnmarked:
-                    continue
-                for j in range(8):
-                    if inUseUnmarked & (1 << j):
-                        s = ha.spans[(i << 3) + j]
-                        ss = sl.tryAcquire(s)
-                        if ss is not None:
-                            npages = s.npages
-                            self.lock.unlock()
-                            try:
-                                if ss.sweep(False):
-                                    nfreed += npages
-                            finally:
-                                self.lock.lock()
-                            # spans nearby may have been freed meanwhile: reload
-                            inUseUnmarked = inUse[i] & ~marked[i]
-            pageIdx += (hi - lo) << 3
-            n -= (hi - lo) << 3
-        self.sweep.active.end(sl)
+        pageIdx+n); returns the pages freed.  Called with mheap.lock held
+        (`hold`); drops it around each sweep (sweeping takes mcentral locks,
+        which rank below)."""
+        with self.sweep.active.begin() as sl:      # its exit is sweep.active.end, unwinding too
+            if not sl.valid:
+                return 0
+            nfreed = 0
+            while n > 0:
+                ha = self.arenas[pageIdx // PAGES_PER_ARENA]
+                arenaPage = pageIdx % PAGES_PER_ARENA
+                lo = arenaPage >> 3
+                hi = min(lo + (n >> 3), len(ha.pageInUse))
+                inUse, marked = ha.pageInUse, ha.pageMarks
+                for i in range(lo, hi):
+                    inUseUnmarked = inUse[i] & ~marked[i]
+                    if not inUseUnmarked:
+                        continue
+                    for j in range(8):
+                        if inUseUnmarked & (1 << j):
+                            s = ha.spans[(i << 3) + j]
+                            ss = sl.tryAcquire(s)
+                            if ss is not None:
+                                npages = s.npages
+                                with hold.dropped():
+                                    if ss.sweep(False):
+                                        nfreed += npages
+                                # spans nearby may have been freed meanwhile: reload
+                                inUseUnmarked = inUse[i] & ~marked[i]
+                pageIdx += (hi - lo) << 3
+                n -= (hi - lo) << 3
         return nfreed
 
     def close(self) -> None:

@@ -22,12 +22,19 @@ Protection: P.status, P.preempt's writes, P.safePointFns, P.borrowed,
 World.gcwaiting's writes, World.stopwait and the pause table are guarded by
 sched.lock (rank SCHED); gcwaiting and preempt are read without the lock at
 safe points (a single attribute load; the locked re-check decides).
-worldsema (rank STW) serialises stoppers.  The GC fields of a P (wbBuf, gcw,
+worldsema (rank STW) serialises stoppers; World.stopper is the thread that
+holds it.  The world stays stopped across functions (gcStart stops it,
+gcMarkTermination starts it), so no single `with` holds worldsema: a thread
+that unwinds (a stopped run's Aborted) gives it back with giveBackWorldsema,
+which stopTheWorld calls on its own unwind and the threads that stop the
+world (the collector, the mutators) call as they end.  The GC fields of a P (wbBuf, gcw,
 gcscandone, wbCalls) are owned by the P's thread, and by the
 collector while the world is stopped or the P is borrowed.
 """
 
 from __future__ import annotations
+
+import threading
 
 from .sync import Rank
 
@@ -101,22 +108,30 @@ class World:
         self._t_stopped = 0        # the stopper only
         self._t_request = 0
         self.stopped = False       # the stopper only: the world is stopped now
+        # The thread ident holding worldsema: written by that thread only,
+        # while it holds worldsema; others only compare it with their own.
+        self.stopper = None
         self.events = None
 
     # --- the stopper's side ---
     def stopTheWorld(self, reason: str) -> None:
         clock = self.sched.clock
         self.worldsema.lock()
+        self.stopper = threading.get_ident()
         self._t_request = clock()
         self._reason = reason
-        with self.lock:
-            self.gcwaiting = True
-            for p in self.allp:
-                p.preempt = True
-            self.safepoint_cond.notify_all()      # Ps parked in an assist stop for it too
-            self.stopwait = sum(1 for p in self.allp if p.status == P_RUNNING)
-            while self.stopwait > 0:
-                self.stopped_cond.wait()
+        try:
+            with self.lock:
+                self.gcwaiting = True
+                for p in self.allp:
+                    p.preempt = True
+                self.safepoint_cond.notify_all()      # Ps parked in an assist stop for it too
+                self.stopwait = sum(1 for p in self.allp if p.status == P_RUNNING)
+                while self.stopwait > 0:
+                    self.stopped_cond.wait()
+        except BaseException:
+            self.giveBackWorldsema()
+            raise
         self._t_stopped = clock()
         self.stopped = True
         if self.events:
@@ -135,7 +150,20 @@ class World:
             self.pauses.setdefault(self._reason, PauseStats()).add(
                 self._t_stopped - self._t_request, now - self._t_stopped)
             self.start_cond.notify_all()
+        self.stopper = None
         self.worldsema.unlock()
+
+    def giveBackWorldsema(self) -> None:
+        """For a thread that unwinds (a stopped run's Aborted, or its own
+        error): give worldsema back if this thread holds it, so the run ends
+        with no lock held.  Under a controlled scheduler unlock is a
+        decision, which a stopped run cannot take: the lock is kept there, as
+        the mutexes' `with` exits keep theirs.  A no-op for any other thread."""
+        if self.stopper != threading.get_ident():
+            return
+        self.stopper = None
+        if not self.sched.controlled:
+            self.worldsema.unlock()
 
     # --- the Ps' side ---
     def park(self, p: P) -> None:

@@ -112,6 +112,7 @@ class Runtime:
         except Violation as v:
             self.sched.fail(v)
         finally:
+            world.giveBackWorldsema()     # a P that stopped the world (a method's collection)
             world.releasep(m.p)
             if self._active.add(-1) == 0:
                 self.gc.stop()

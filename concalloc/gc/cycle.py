@@ -224,6 +224,7 @@ class GC:
         except Violation as v:
             self.rt.sched.fail(v)
         finally:
+            self.world.giveBackWorldsema()    # stopped between stopTheWorld and startTheWorld
             with self.lock:
                 self.stopping = self.exiting = True
                 self.work_cond.notify_all()

@@ -30,7 +30,9 @@ A cycle's sweep, in Go's order (the collector, gc/cycle.py, calls these):
 Ownership is a value, as in Go: sweepLocker.tryAcquire (the CAS sweepgen
 h-2 -> h-1) returns a sweepLocked, and only a sweepLocked can sweep.  Every
 potential sweeper first registers with sweep.active.begin() and leaves with
-end(); sweep termination is "drained and no sweeper active" (isDone).
+end(); sweep termination is "drained and no sweeper active" (isDone).  The
+locker is used as `with sweep.active.begin() as sl:`, whose exit is the
+end(): a sweeper that unwinds (a stopped run's Aborted) leaves too.
 
 Where the model differs from Go:
 * The unswept sets live here (sweepdata.unswept, one spanQueue per sweep
@@ -177,7 +179,8 @@ class activeSweep:
 # ---------------------------------------------------------------- ownership
 
 class sweepLocker:
-    """Acquires sweep ownership of spans for one sweep generation."""
+    """Acquires sweep ownership of spans for one sweep generation.  As a
+    `with` block it is one sweeper's registration: the exit is end()."""
 
     __slots__ = ("h", "sweepGen", "valid")
 
@@ -185,6 +188,13 @@ class sweepLocker:
         self.h = h
         self.sweepGen = sweepGen
         self.valid = valid
+
+    def __enter__(self) -> "sweepLocker":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.valid:
+            self.h.sweep.active.end(self)
 
     def tryAcquire(self, s) -> "sweepLocked | None":
         """Own s for sweeping (CAS sweepgen h-2 -> h-1), or None."""
@@ -364,32 +374,31 @@ def sweepone(h) -> int:
     """Sweep one unswept span: pages it returned to the heap (0 if the span
     lives on), or -1 when nothing is left to sweep (Go's ^uintptr(0))."""
     sw = h.sweep
-    sl = sw.active.begin()
-    if not sl.valid:
-        return -1
-    npages = -1
-    noMoreWork = False
-    while True:
-        s = nextSpanForSweep(h)
-        if s is None:
-            noMoreWork = sw.active.markDrained()
-            break
-        if s.state != MSPAN_IN_USE:
-            # freed by another sweeper (cacheSpan, reclaim) after being swept
-            if s.sweepgen not in (sl.sweepGen, sl.sweepGen + 3):
-                raise SweepError(f"runtime: bad span s.state={s.state} s.sweepgen={s.sweepgen} "
-                                 f"sweepgen={sl.sweepGen}\nfatal error: non in-use span in unswept list",
-                                 span=s, invariant="sweep.bad_span_state")
-            continue
-        ss = sl.tryAcquire(s)
-        if ss is not None:
-            npages = s.npages
-            if ss.sweep(False):
-                h.reclaimCredit.add(npages)   # whole span freed: the page reclaimer may count it
-            else:
-                npages = 0
-            break
-    sw.active.end(sl)
+    with sw.active.begin() as sl:
+        if not sl.valid:
+            return -1
+        npages = -1
+        noMoreWork = False
+        while True:
+            s = nextSpanForSweep(h)
+            if s is None:
+                noMoreWork = sw.active.markDrained()
+                break
+            if s.state != MSPAN_IN_USE:
+                # freed by another sweeper (cacheSpan, reclaim) after being swept
+                if s.sweepgen not in (sl.sweepGen, sl.sweepGen + 3):
+                    raise SweepError(f"runtime: bad span s.state={s.state} s.sweepgen={s.sweepgen} "
+                                     f"sweepgen={sl.sweepGen}\nfatal error: non in-use span in unswept list",
+                                     span=s, invariant="sweep.bad_span_state")
+                continue
+            ss = sl.tryAcquire(s)
+            if ss is not None:
+                npages = s.npages
+                if ss.sweep(False):
+                    h.reclaimCredit.add(npages)   # whole span freed: the page reclaimer may count it
+                else:
+                    npages = 0
+                break
     if noMoreWork:
         h.scavenger.ready()                   # sweeping is done: the scavenger has work
     return npages

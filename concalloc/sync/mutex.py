@@ -43,6 +43,11 @@ lock_class, stats, owner):
 
 The rank comparison is ``top._rank >= new._rank`` on plain ints, which is
 exactly lockrank.rank_allows (LEAF is the largest rank).
+
+Hold is a holding that lets the mutex go for part of it (``with hold:``
+around ``with hold.dropped():``), for code that drops a lock in the middle
+of a locked region and must not, when it unwinds, take it back or release
+it twice.
 """
 
 from __future__ import annotations
@@ -432,6 +437,57 @@ class InstrumentedMutex(Mutex):
 
     def _give_logical(self) -> None:
         self._sched.yield_point(self._unlock_label)
+
+
+# --- a holding that lets go for a while -------------------------------------------------
+
+class Hold:
+    """One holding of a mutex that is let go for part of it (mheap.reclaim
+    drops mheap.lock while it sweeps).  ``with hold:`` takes the mutex and
+    gives it back as ``with m:`` does; inside, ``with hold.dropped():``
+    releases it for a block and takes it back after the block.  If that
+    block raises (a stopped run's Aborted), the mutex is not taken back and
+    the outer exit does not release it: an unwinding thread neither waits
+    for a lock it is about to give up nor releases one that another thread
+    may hold by then.  Normal runs take exactly the lock and unlock calls of
+    the bare pairs.  Owned by its thread (`held` is whether it holds m now)."""
+
+    __slots__ = ("m", "held")
+
+    def __init__(self, m: Mutex):
+        self.m = m
+        self.held = False
+
+    def __enter__(self) -> "Hold":
+        self.m.lock(2)
+        self.held = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.held:
+            self.held = False
+            self.m.__exit__(exc_type, exc, tb)
+
+    def dropped(self) -> "_Dropped":
+        return _Dropped(self)
+
+
+class _Dropped:
+    __slots__ = ("hold",)
+
+    def __init__(self, hold: Hold):
+        self.hold = hold
+
+    def __enter__(self) -> None:
+        hold = self.hold
+        hold.held = False          # first: a controlled unlock may raise once the lock is given
+        hold.m.unlock()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            hold = self.hold
+            hold.m.lock(2)
+            hold.held = True
 
 
 def _timed_take(get, seconds: float) -> bool:

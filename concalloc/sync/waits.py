@@ -6,6 +6,9 @@ blocks on and what a notifier flips:
 
 * OS mode: a threading.Lock created held; notify releases it; the waiter
   takes it back with timed acquires in a loop that checks ``aborting``.
+  A wait stopped that way (Aborted) takes the mutex back before it unwinds,
+  as threading.Condition's wait does, so the ``with`` around it releases a
+  mutex this thread holds, never one another thread took meanwhile.
 * controlled: a one-element list; notify sets it; the waiter blocks on the
   predicate ``token[0]`` (baton holder only).
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import threading
 
+from .errors import Aborted
 
 
 class Cond:
@@ -53,7 +57,27 @@ class Cond:
             self._wake(token)
 
     def _park_os(self, token) -> None:
-        self._sched.wait_interruptibly(lambda seconds: token.acquire(True, seconds))
+        try:
+            self._sched.wait_interruptibly(lambda seconds: token.acquire(True, seconds))
+        except Aborted:
+            self._relock_unwinding(token)
+            raise
+
+    def _relock_unwinding(self, token) -> None:
+        """(OS mode, the wait was stopped) Take the mutex back, however long
+        its holder takes to unwind and give it up, and drop the token.  A
+        lock attempt raises Aborted only before it has taken the lock.  Under
+        a controlled scheduler nothing is taken back: unlock is a decision a
+        stopped run cannot take, so the mutexes' `with` exits keep theirs."""
+        m = self.mutex
+        while True:
+            try:
+                m.lock(4)          # a rank violation names wait's caller
+                break
+            except Aborted:
+                continue
+        if token in self._waiters:
+            self._waiters.remove(token)
 
     def _park_controlled(self, token) -> None:
         name = self.name

@@ -121,3 +121,54 @@ def test_os_timed_wait_times_out(make_ctx):
     assert ev.wait(timeout=0.01) is False
     ev.set()
     assert ev.wait(timeout=0.01) is True
+
+
+@pytest.mark.parametrize("sched_kind", ["random", "vtime"])
+def test_hold_takes_the_same_decisions_as_the_bare_pairs(make_ctx, sched_kind):
+    """A Hold (with hold: ... with hold.dropped(): ...) is the bare lock /
+    unlock / lock / unlock sequence: a controlled run schedules it alike."""
+    from concalloc.sync import Hold
+
+    def run(held: bool):
+        ctx = make_ctx(sched_kind, seed=3)
+        mu = ctx.mutex("mheap", Rank.MHEAP)
+
+        def body(name):
+            def go():
+                for _ in range(3):
+                    if held:
+                        with Hold(mu) as hold:
+                            ctx.yield_point("in")
+                            with hold.dropped():
+                                ctx.yield_point("out")
+                            ctx.yield_point("in")
+                    else:
+                        mu.lock()
+                        ctx.yield_point("in")
+                        mu.unlock()
+                        ctx.yield_point("out")
+                        mu.lock()
+                        ctx.yield_point("in")
+                        mu.unlock()
+            return go
+        for n in ("A", "B"):
+            ctx.scheduler.start_thread(n, body(n))
+        ctx.scheduler.join_all(20)
+        assert not mu.locked()
+        return ctx.scheduler.schedule()
+
+    sched = run(True)
+    assert sched and sched == run(False)
+
+
+def test_hold_does_not_take_back_or_release_after_a_dropped_block_raised(make_ctx):
+    from concalloc.sync import Hold
+    ctx = make_ctx("os")
+    mu = ctx.mutex("mheap", Rank.MHEAP)
+    with pytest.raises(KeyError):
+        with Hold(mu) as hold:
+            with hold.dropped():
+                mu.lock()            # as another thread could take it meanwhile
+                raise KeyError
+    assert mu.locked()               # the outer exit left the new holder's lock alone
+    mu.unlock()
