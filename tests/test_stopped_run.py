@@ -310,12 +310,10 @@ def test_a_reclaimer_stopped_while_sweeping_leaves_mheap_lock_to_its_holder(kind
     assert held == [] and active == 0
 
 
-@pytest.mark.parametrize("kind", ["stats", "ranked", "plain", "instrumented"])
-def test_a_stopped_cond_wait_leaves_its_with_block_holding_the_mutex(kind):
-    """A wait stopped by Aborted re-takes the mutex before it unwinds, as
-    threading.Condition's does: the `with` around it releases what it holds.
-    Before, the exit released a mutex the thread had given to the wait:
-    an error when nobody held it, and another thread's lock when somebody did."""
+def cond_waiter(kind: str):
+    """An os scheduler, a mutex of the given kind with a Cond, and a waiter
+    body that waits on the Cond inside `with mu:` and records how it ended
+    in `ended["waiter"]`.  Returns (sched, mu, waiter, waiting, ended)."""
     from concalloc.sync import Rank, SyncContext, make_scheduler
     from concalloc.trace import Recorder
     sched = make_scheduler("os", 0)
@@ -323,7 +321,7 @@ def test_a_stopped_cond_wait_leaves_its_with_block_holding_the_mutex(kind):
                       events=Recorder(True) if kind == "instrumented" else None)
     mu = ctx.mutex("work", Rank.GC_WORK)
     cond = ctx.cond(mu, "work.cond")
-    waiting, holding, release = threading.Event(), threading.Event(), threading.Event()
+    waiting = threading.Event()
     ended: dict = {}
 
     def waiter():
@@ -334,6 +332,18 @@ def test_a_stopped_cond_wait_leaves_its_with_block_holding_the_mutex(kind):
         except BaseException as e:   # noqa: BLE001 - what the test looks at
             ended["waiter"] = type(e).__name__
             raise
+
+    return sched, mu, waiter, waiting, ended
+
+
+@pytest.mark.parametrize("kind", ["stats", "ranked", "plain", "instrumented"])
+def test_a_stopped_cond_wait_leaves_its_with_block_holding_the_mutex(kind):
+    """A wait stopped by Aborted re-takes the mutex before it unwinds, as
+    threading.Condition's does: the `with` around it releases what it holds.
+    Before, the exit released a mutex the thread had given to the wait:
+    an error when nobody held it, and another thread's lock when somebody did."""
+    sched, mu, waiter, waiting, ended = cond_waiter(kind)
+    holding, release = threading.Event(), threading.Event()
 
     def holder():
         waiting.wait(10)
@@ -364,29 +374,12 @@ def test_a_stopped_cond_wait_with_the_mutex_free_unwinds_with_aborted(kind):
     """The same stop with nobody holding the mutex: before, the `with` exit
     released a free mutex (RuntimeError, or Go's "unlock of unlocked lock"
     as a LockRankViolation) instead of unwinding with Aborted."""
-    from concalloc.sync import Rank, SyncContext, make_scheduler
-    from concalloc.trace import Recorder
-    sched = make_scheduler("os", 0)
-    ctx = SyncContext(sched, check_ranks=kind == "ranked", lock_stats=kind == "stats",
-                      events=Recorder(True) if kind == "instrumented" else None)
-    mu = ctx.mutex("work", Rank.GC_WORK)
-    cond = ctx.cond(mu, "work.cond")
-    waiting = threading.Event()
-    ended: list = []
-
-    def waiter():
-        try:
-            with mu:
-                waiting.set()
-                cond.wait()
-        except BaseException as e:   # noqa: BLE001 - what the test looks at
-            ended.append(type(e).__name__)
-            raise
+    sched, mu, waiter, waiting, ended = cond_waiter(kind)
 
     sched.start_thread("waiter", waiter)
     assert waiting.wait(10)
     sched.abort(Stopped("stop"))
     with pytest.raises(Stopped):
         sched.join_all(20)
-    assert ended == ["Aborted"]
+    assert ended == {"waiter": "Aborted"}
     assert not mu.locked()
