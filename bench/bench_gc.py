@@ -273,7 +273,7 @@ def barrier_store_ratio(reps: int, live: int, batch: int) -> dict[str, float]:
         fs, ss = interleave(floor, subject, reps)
         if calls[0] != reps * batch:
             raise AssertionError(f"{calls[0]} barrier calls for {reps * batch} stores during mark")
-        bfs_, bs = interleave(floor, barrier_flush_bound(h, stores), reps)
+        fs2, bs = interleave(floor, barrier_flush_bound(h, stores), reps)
         return {
             "gc.store_nobarrier_ns": median(fs),
             "gc.store_barrier_ns": median(ss),
@@ -281,7 +281,7 @@ def barrier_store_ratio(reps: int, live: int, batch: int) -> dict[str, float]:
             "gc.store_barrier_marked_ns": median(late),
             "gc.barrier_store_ratio_marked": median(late) / median(fs),
             "gc.store_barrier_bound_ns": median(bs),
-            "gc.barrier_store_ratio_bound": median(bs) / median(bfs_),
+            "gc.barrier_store_ratio_bound": median(bs) / median(fs2),
         }
     finally:
         h.close()
