@@ -51,6 +51,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 from concalloc import mutator as _mutator
@@ -143,6 +144,31 @@ class MarkHarness:
         gc = self.gc
         gc.gcMarkDone(rec)
         gc.gcMarkTermination(rec, rec.pop("t_mark"))
+
+    @contextmanager
+    def mark_phase(self):
+        """start(), the block, then every P's gcWork published, drain() and
+        finish(): one whole cycle around what the block does during mark.
+        Yields the cycle record.  (If the block raises, the cycle is left
+        as it is.)"""
+        rec = self.start()
+        yield rec
+        for p in self.gc.allp:
+            p.gcw.dispose()
+        self.drain()
+        self.finish(rec)
+
+    def garbage_span(self, typ: Type, count: int) -> tuple[int, object]:
+        """Allocate `count` typ objects nobody references and run a cycle
+        that leaves them white: the next start()'s sweep frees their span.
+        Returns (their address, the span)."""
+        m = self.m
+        addr = m.alloc(count * typ.size, typ)
+        m.regs[:] = [0] * len(m.regs)
+        span = self.gc.h.spanOf(addr)
+        with self.mark_phase():
+            pass
+        return addr, span
 
     def marked_objects(self) -> int:
         """Objects whose mark bit is set in the in-use small-object spans

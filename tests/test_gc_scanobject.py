@@ -108,12 +108,7 @@ def test_buffer_scan_skips_nil_and_non_heap_words(heap):
 def test_scanobject_reports_a_pointer_into_a_free_span(heap):
     m = heap.m
     holder = build_holder(heap)
-    gone = m.alloc(10 * BIG.size, BIG)          # unreachable: the next cycle frees its span
-    m.regs[:] = [0] * len(m.regs)
-    span = heap.gc.h.spanOf(gone)
-    rec = heap.start()
-    heap.drain()
-    heap.finish(rec)
+    gone, span = heap.garbage_span(BIG, 10)
     m.write_word(holder, 4, gone)       # a stale pointer, written past the barrier
     rec = heap.start()                  # sweep termination finishes the sweep: the span is freed
     assert span.state != 1

@@ -92,13 +92,7 @@ def test_shadebuf_fills_more_than_one_workbuf(heap):
 
 
 def test_shadebuf_reports_a_bad_pointer(heap):
-    m = heap.m
-    gone = m.alloc(10 * BIG.size, BIG)      # unreachable: the next cycle frees its span
-    m.regs[:] = [0] * len(m.regs)
-    span = heap.gc.h.spanOf(gone)
-    rec = heap.start()
-    heap.drain()
-    heap.finish(rec)
+    gone, span = heap.garbage_span(BIG, 10)
     rec = heap.start()
     assert span.state != 1
     gc = heap.gc
@@ -114,47 +108,38 @@ def test_wbshaded_drops_what_this_cycle_shaded_and_is_emptied_at_gcstart(heap):
     s = gc.h.spanOf(n[10])
     idx = s.objIndex(n[10])
     for cycle in range(2):
-        rec = heap.start()
-        assert not p.wbShaded, "gcStart left last cycle's shaded pointers in the filter"
-        barrier.shadebuf(gc, p, p.gcw, [n[10]])
-        assert s.gcmarkBits[idx >> 3] & 1 << (idx & 7)
-        assert n[10] in p.wbShaded
-        # The filter answers before the heap is read: with the bit cleared
-        # behind its back (no real run does that) the pointer is still dropped.
-        s.gcmarkBits[idx >> 3] &= ~(1 << (idx & 7)) & 0xFF
-        queued = len(p.gcw)
-        barrier.shadebuf(gc, p, p.gcw, [n[10], n[10]])
-        assert len(p.gcw) == queued and not s.gcmarkBits[idx >> 3] & 1 << (idx & 7)
-        s.gcmarkBits[idx >> 3] |= 1 << (idx & 7)
-        p.gcw.dispose()
-        heap.drain()
-        heap.finish(rec)
+        with heap.mark_phase():
+            assert not p.wbShaded, "gcStart left last cycle's shaded pointers in the filter"
+            barrier.shadebuf(gc, p, p.gcw, [n[10]])
+            assert s.gcmarkBits[idx >> 3] & 1 << (idx & 7)
+            assert n[10] in p.wbShaded
+            # The filter answers before the heap is read: with the bit cleared
+            # behind its back (no real run does that) the pointer is still dropped.
+            s.gcmarkBits[idx >> 3] &= ~(1 << (idx & 7)) & 0xFF
+            queued = len(p.gcw)
+            barrier.shadebuf(gc, p, p.gcw, [n[10], n[10]])
+            assert len(p.gcw) == queued and not s.gcmarkBits[idx >> 3] & 1 << (idx & 7)
+            s.gcmarkBits[idx >> 3] |= 1 << (idx & 7)
 
 
 def test_wbshaded_is_bounded(heap):
     gc, n = heap.gc, heap.nodes
     p = gc.allp[0]
-    rec = heap.start()
-    p.wbShaded.update(range(1, barrier.WBSHADED_MAX + 1))
-    barrier.shadebuf(gc, p, p.gcw, [n[11]])
-    assert p.wbShaded == {n[11]}
-    p.gcw.dispose()
-    heap.drain()
-    heap.finish(rec)
+    with heap.mark_phase():
+        p.wbShaded.update(range(1, barrier.WBSHADED_MAX + 1))
+        barrier.shadebuf(gc, p, p.gcw, [n[11]])
+        assert p.wbShaded == {n[11]}
 
 
 def test_shadebuf_greys_the_unshaded_part_of_a_partly_shaded_buffer(heap):
     """The all-shaded early out must not swallow a buffer with one new pointer."""
     gc, n = heap.gc, heap.nodes
     p = gc.allp[0]
-    rec = heap.start()
-    barrier.shadebuf(gc, p, p.gcw, [n[20], n[21]])
-    queued = len(p.gcw)
-    barrier.shadebuf(gc, p, p.gcw, [n[20], n[21], n[20]])          # all shaded: nothing new
-    assert len(p.gcw) == queued
-    barrier.shadebuf(gc, p, p.gcw, [n[20], n[21], n[22], n[20]])   # one new pointer
-    s = gc.h.spanOf(n[22])
-    assert s.isMarked(s.objIndex(n[22])) and len(p.gcw) == queued + 1
-    p.gcw.dispose()
-    heap.drain()
-    heap.finish(rec)
+    with heap.mark_phase():
+        barrier.shadebuf(gc, p, p.gcw, [n[20], n[21]])
+        queued = len(p.gcw)
+        barrier.shadebuf(gc, p, p.gcw, [n[20], n[21], n[20]])          # all shaded: nothing new
+        assert len(p.gcw) == queued
+        barrier.shadebuf(gc, p, p.gcw, [n[20], n[21], n[22], n[20]])   # one new pointer
+        s = gc.h.spanOf(n[22])
+        assert s.isMarked(s.objIndex(n[22])) and len(p.gcw) == queued + 1
