@@ -588,8 +588,7 @@ def _label(c: CellReport, varying: list[str]) -> str:
 
 def text_report(reports: list[CellReport], confidence: float = 0.99) -> str:
     from .report import table
-    keys = [k for k in ("workload", "procs", "barrier", "stack_scan", "mark_order", "scheduler", "gogc",
-                        "pct_depth", "cache", "godebug") if len({str(c.cell.get(k)) for c in reports}) > 1]
+    keys = [k for _, k, _ in AXES if len({str(c.cell.get(k)) for c in reports}) > 1]
     keys = keys or ["workload"]
     rows = []
     for c in reports:
